@@ -1,0 +1,1 @@
+"""ems-sim: fleets of simulated meters for field engineers."""

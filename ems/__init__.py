@@ -1,0 +1,1 @@
+"""ems: operator CLI and the single-machine stack supervisor."""

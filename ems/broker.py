@@ -1,0 +1,191 @@
+"""A private Mosquitto broker: rendered configuration, dynamic-security bootstrap, child process."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from ems.procs import RunAs, StackError, ensure_port_free, port_open, stop_process, wait_until
+
+BROKER_DIR = Path(__file__).resolve().parent.parent / "broker"
+DYNSEC_PLUGIN_CANDIDATES = (
+    "/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/aarch64-linux-gnu/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+    "/usr/local/lib/mosquitto_dynamic_security.so",
+)
+# Mosquitto 2.0's own choice for passwords it hashes; we hash the service accounts the same way.
+PBKDF2_ITERATIONS = 101
+HUB_USER = "ems-hub"
+PORTAL_USER = "ems-portal"
+
+
+def dynsec_plugin() -> str:
+    if env := os.environ.get("EMS_MOSQUITTO_DYNSEC_PLUGIN"):
+        return env
+    for candidate in DYNSEC_PLUGIN_CANDIDATES:
+        if Path(candidate).exists():
+            return candidate
+    raise StackError(
+        "Mosquitto's dynamic-security plugin was not found — run `make install` (installs "
+        "mosquitto) or set EMS_MOSQUITTO_DYNSEC_PLUGIN"
+    )
+
+
+def mosquitto_binary() -> str:
+    found = (
+        os.environ.get("EMS_MOSQUITTO_BIN") or shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    )
+    if not Path(found).exists():
+        raise StackError("mosquitto not found — run `make install` (installs mosquitto)")
+    return found
+
+
+def hash_password(password: str, salt: bytes | None = None) -> dict[str, Any]:
+    """The dynamic-security plugin's PBKDF2-SHA512 password record."""
+    salt = salt if salt is not None else secrets.token_bytes(12)
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, PBKDF2_ITERATIONS, 64)
+    return {
+        "password": base64.b64encode(digest).decode(),
+        "salt": base64.b64encode(salt).decode(),
+        "iterations": PBKDF2_ITERATIONS,
+    }
+
+
+def service_roles() -> dict[str, list[dict[str, Any]]]:
+    roles: dict[str, list[dict[str, Any]]] = json.loads((BROKER_DIR / "roles.json").read_text())
+    return roles
+
+
+def dynsec_document(hub_password: str, portal_password: str) -> dict[str, Any]:
+    """The initial dynamic-security.json: two service accounts, their roles, closed defaults."""
+    roles = service_roles()
+    return {
+        "defaultACLAccess": {
+            "publishClientSend": False,
+            "publishClientReceive": True,
+            "subscribe": False,
+            "unsubscribe": True,
+        },
+        "clients": [
+            {
+                "username": HUB_USER,
+                "textName": "EMS hub service account",
+                "roles": [{"rolename": "hub"}],
+                **hash_password(hub_password),
+            },
+            {
+                "username": PORTAL_USER,
+                "textName": "EMS portal service account (dynamic-security admin)",
+                "roles": [{"rolename": "portal"}],
+                **hash_password(portal_password),
+            },
+        ],
+        "groups": [],
+        "roles": [{"rolename": name, "acls": acls} for name, acls in roles.items()],
+    }
+
+
+def render_config(
+    *,
+    data_dir: Path,
+    port: int,
+    host: str,
+    dynsec_file: Path,
+    max_inflight: int = 2000,
+    max_queued: int = 1_000_000,
+    tls: dict[str, str] | None = None,
+) -> str:
+    tls_listener = ""
+    if tls:
+        tls_listener = (
+            f"listener {tls['port']} {tls.get('host', host)}\n"
+            f"certfile {tls['certfile']}\nkeyfile {tls['keyfile']}\n"
+            + (f"cafile {tls['cafile']}\n" if tls.get("cafile") else "")
+            + "tls_version tlsv1.2\n"
+        )
+    template = Template((BROKER_DIR / "mosquitto.conf.template").read_text())
+    return template.substitute(
+        data_dir=data_dir,
+        port=port,
+        host=host,
+        dynsec_plugin=dynsec_plugin(),
+        dynsec_file=dynsec_file,
+        max_inflight=max_inflight,
+        max_queued=max_queued,
+        tls_listener=tls_listener,
+    )
+
+
+@dataclass
+class MosquittoServer:
+    """Mosquitto listening on host:port with its state under ``base_dir``."""
+
+    base_dir: Path
+    port: int
+    hub_password: str
+    portal_password: str
+    run_as: RunAs
+    host: str = "127.0.0.1"
+    max_inflight: int = 2000
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    @property
+    def conf_path(self) -> Path:
+        return self.base_dir / "mosquitto.conf"
+
+    @property
+    def dynsec_path(self) -> Path:
+        return self.base_dir / "dynamic-security.json"
+
+    @property
+    def log_path(self) -> Path:
+        return self.base_dir / "mosquitto.log"
+
+    def prepare(self) -> None:
+        """Write the configuration; write the dynamic-security file only the first time."""
+        (self.base_dir / "data").mkdir(parents=True, exist_ok=True)
+        self.conf_path.write_text(
+            render_config(
+                data_dir=self.base_dir / "data",
+                port=self.port,
+                host=self.host,
+                dynsec_file=self.dynsec_path,
+                max_inflight=self.max_inflight,
+            )
+        )
+        if not self.dynsec_path.exists():
+            doc = dynsec_document(self.hub_password, self.portal_password)
+            self.dynsec_path.write_text(json.dumps(doc, indent=2))
+        self.dynsec_path.chmod(0o600)
+        self.log_path.touch()
+        self.run_as.give(self.base_dir)
+
+    def start(self, timeout: float = 30.0) -> None:
+        ensure_port_free(self.port, "Mosquitto", self.host)
+        self.prepare()
+        self.proc = self.run_as.popen(
+            [mosquitto_binary(), "-c", str(self.conf_path)], log=self.log_path, cwd=self.base_dir
+        )
+        wait_until(
+            lambda: port_open(self.port, self.host),
+            timeout=timeout,
+            what=f"Mosquitto on {self.host}:{self.port}",
+            proc=self.proc,
+            log=self.log_path,
+        )
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, sig=signal.SIGTERM, timeout=timeout)
+            self.proc = None

@@ -1,0 +1,1 @@
+"""Reference meter firmware: register, seq, store-and-forward, last will, resend."""

@@ -1,0 +1,1 @@
+"""EMS hub: MQTT ingest, storage, hourly energy, alerts, device status."""

@@ -1,0 +1,1 @@
+"""Forward-only SQL migrations and their runner."""

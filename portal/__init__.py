@@ -1,0 +1,1 @@
+"""EMS portal: Litestar app for administrators and clients."""

@@ -1,0 +1,93 @@
+"""Portal settings, parsed once from an explicit mapping (the environment in production)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class SettingsError(ValueError):
+    pass
+
+
+_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "jwt-secret"}
+
+
+@dataclass(frozen=True, slots=True)
+class PortalSettings:
+    database_url: str
+    jwt_secret: str
+    mqtt_username: str
+    mqtt_password: str
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    instance_id: str = "portal-1"
+    allow_registration: bool = True
+    cookie_secure: bool = False
+    token_ttl_s: int = 12 * 3600
+    login_max_failures: int = 10
+    login_window_s: int = 300
+    db_pool_size: int = 10
+
+    @property
+    def async_database_url(self) -> str:
+        """SQLAlchemy URL for psycopg 3 in async mode."""
+        url = self.database_url
+        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        raise SettingsError("PORTAL_DATABASE_URL must be a postgresql:// URL")
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not an integer") from None
+
+
+def _required(env: Mapping[str, str], name: str, *, min_length: int = 1) -> str:
+    value = env.get(name, "")
+    if not value or value.lower() in _PLACEHOLDERS:
+        raise SettingsError(
+            f"{name} must be set (and not to a placeholder) — the portal cannot start"
+        )
+    if len(value) < min_length:
+        raise SettingsError(f"{name} must be at least {min_length} characters long")
+    return value
+
+
+def load_settings(env: Mapping[str, str]) -> PortalSettings:
+    return PortalSettings(
+        database_url=_required(env, "PORTAL_DATABASE_URL"),
+        jwt_secret=_required(env, "PORTAL_JWT_SECRET", min_length=32),
+        mqtt_username=_required(env, "PORTAL_MQTT_USERNAME"),
+        mqtt_password=_required(env, "PORTAL_MQTT_PASSWORD"),
+        mqtt_host=env.get("PORTAL_MQTT_HOST", "127.0.0.1"),
+        mqtt_port=_int(env, "PORTAL_MQTT_PORT", 1883),
+        http_host=env.get("PORTAL_HTTP_HOST", "127.0.0.1"),
+        http_port=_int(env, "PORTAL_HTTP_PORT", 8000),
+        instance_id=env.get("PORTAL_INSTANCE_ID", "portal-1"),
+        allow_registration=_bool(env, "PORTAL_ALLOW_REGISTRATION", True),
+        cookie_secure=_bool(env, "PORTAL_COOKIE_SECURE", False),
+        token_ttl_s=_int(env, "PORTAL_TOKEN_TTL_S", 12 * 3600),
+        login_max_failures=_int(env, "PORTAL_LOGIN_MAX_FAILURES", 10),
+        login_window_s=_int(env, "PORTAL_LOGIN_WINDOW_S", 300),
+        db_pool_size=_int(env, "PORTAL_DB_POOL_SIZE", 10),
+    )

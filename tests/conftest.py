@@ -1,0 +1,100 @@
+"""Real services for the tests: a throwaway PostgreSQL and Mosquitto on free loopback ports.
+
+The servers are started with the same code `ems up` uses (ems.postgres, ems.broker). PostgreSQL
+runs once per session; every test that wants a database gets its own, cloned from a migrated
+template (~0.1 s), so tests never see each other's rows. Mosquitto is cheap to start (~50 ms),
+so every test that wants a broker gets its own: persistent sessions and retained messages of one
+test cannot leak into the next.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ems.broker import HUB_USER, PORTAL_USER, MosquittoServer
+from ems.postgres import PostgresServer
+from ems.procs import RunAs, free_port
+from migrations.runner import migrate
+
+TEMPLATE_DB = "ems_template"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The folder says what kind of test it is; the marker lets `pytest -m unit` select it.
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        for kind in ("unit", "integration", "e2e"):
+            if kind in parts:
+                item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="session")
+def run_as() -> RunAs:
+    return RunAs.detect()
+
+
+@pytest.fixture(scope="session")
+def services_dir(run_as: RunAs) -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="ems-test-"))
+    os.chmod(base, 0o755)  # noqa: S103 - the service user must be able to reach its directories
+    run_as.give(base)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server(services_dir: Path, run_as: RunAs) -> Iterator[PostgresServer]:
+    server = PostgresServer(
+        services_dir / "pg" / "data", free_port(), secrets.token_urlsafe(16), run_as
+    )
+    server.init()
+    # Durability is not what the suite tests (except where a test says so): skip fsync.
+    server.start(extra={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
+    server.create_database(TEMPLATE_DB)
+    migrate(server.dsn(TEMPLATE_DB))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(pg_server: PostgresServer) -> Iterator[str]:
+    """A fresh, migrated database of its own for this test."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    import psycopg
+
+    with psycopg.connect(pg_server.dsn("postgres"), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    yield pg_server.dsn(name)
+    pg_server.drop_database(name)
+
+
+class BrokerInfo:
+    def __init__(self, server: MosquittoServer) -> None:
+        self.server = server
+        self.host = server.host
+        self.port = server.port
+        self.hub_user = HUB_USER
+        self.hub_password = server.hub_password
+        self.portal_user = PORTAL_USER
+        self.portal_password = server.portal_password
+
+
+@pytest.fixture
+def broker(services_dir: Path, run_as: RunAs) -> Iterator[BrokerInfo]:
+    """A Mosquitto of its own for this test, with the hub and portal service accounts."""
+    base = services_dir / ("mq-" + uuid.uuid4().hex[:8])
+    base.mkdir()
+    server = MosquittoServer(
+        base, free_port(), secrets.token_urlsafe(16), secrets.token_urlsafe(16), run_as
+    )
+    server.start()
+    yield BrokerInfo(server)
+    server.stop()
