@@ -98,3 +98,20 @@ class Subscriber:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def publish_as(
+    broker: Any, username: str, password: str, topic: str, payload: bytes, qos: int = 1
+) -> None:
+    """Connect as ``username``, publish one message, wait for the broker's ack, disconnect."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+    )
+    client.username_pw_set(username, password)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        client.publish(topic, payload, qos=qos).wait_for_publish(5)
+    finally:
+        client.disconnect()
+        client.loop_stop()

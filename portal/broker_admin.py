@@ -1,0 +1,145 @@
+"""Meter credentials through Mosquitto's dynamic-security API ($CONTROL/dynamic-security/v1).
+
+Each meter is an MQTT client whose username is its device id, with a role of its own whose ACLs
+name only its own topics (Mosquitto 2.0's dynamic-security ACLs do not expand %u).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import uuid
+from types import TracebackType
+from typing import Any
+
+import aiomqtt
+
+CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
+RESPONSE_TOPIC = "$CONTROL/dynamic-security/v1/response"
+
+
+class BrokerAdminError(RuntimeError):
+    pass
+
+
+def meter_role(device_id: uuid.UUID) -> str:
+    return f"meter-{device_id}"
+
+
+def meter_acls(device_id: uuid.UUID) -> list[dict[str, Any]]:
+    base = f"ems/v1/meters/{device_id}"
+    return [
+        {"acltype": "publishClientSend", "topic": f"{base}/readings", "allow": True},
+        {"acltype": "publishClientSend", "topic": f"{base}/status", "allow": True},
+        {"acltype": "subscribeLiteral", "topic": f"{base}/cmd", "allow": True},
+        {"acltype": "subscribeLiteral", "topic": f"{base}/status", "allow": True},
+    ]
+
+
+def new_meter_password() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class BrokerAdmin:
+    """An open connection to the broker as the portal's dynamic-security administrator."""
+
+    def __init__(
+        self, host: str, port: int, username: str, password: str, *, timeout: float = 10.0
+    ) -> None:
+        self._client = aiomqtt.Client(
+            hostname=host,
+            port=port,
+            username=username,
+            password=password,
+            identifier=f"ems-dynsec-{uuid.uuid4().hex[:12]}",
+        )
+        self._timeout = timeout
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> BrokerAdmin:
+        await self._client.__aenter__()
+        await self._client.subscribe(RESPONSE_TOPIC, qos=1)
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+        await self._client.__aexit__(exc_type, exc, tb)
+
+    async def _read(self) -> None:
+        async for message in self._client.messages:
+            try:
+                body = json.loads(bytes(message.payload))  # type: ignore[arg-type]
+            except (ValueError, TypeError):
+                continue
+            for response in body.get("responses", []):
+                future = self._pending.pop(str(response.get("correlationData")), None)
+                if future is not None and not future.done():
+                    future.set_result(response)
+
+    async def command(self, **command: Any) -> dict[str, Any]:
+        """Send one command and return its response; raise on an error response."""
+        correlation = uuid.uuid4().hex
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[correlation] = future
+        payload = json.dumps({"commands": [{**command, "correlationData": correlation}]})
+        await self._client.publish(CONTROL_TOPIC, payload, qos=1)
+        try:
+            response = await asyncio.wait_for(future, self._timeout)
+        except TimeoutError:
+            raise BrokerAdminError(
+                f"the broker did not answer {command['command']} within {self._timeout:.0f} s"
+            ) from None
+        finally:
+            self._pending.pop(correlation, None)
+        if error := response.get("error"):
+            raise BrokerAdminError(f"{command['command']}: {error}")
+        return response
+
+    async def create_meter(self, device_id: uuid.UUID, password: str) -> None:
+        role = meter_role(device_id)
+        async with self._lock:
+            try:
+                await self.command(command="createRole", rolename=role, acls=meter_acls(device_id))
+            except BrokerAdminError as exc:
+                if "already exists" not in str(exc).lower():
+                    raise
+            try:
+                await self.command(
+                    command="createClient",
+                    username=str(device_id),
+                    password=password,
+                    textname="EMS meter",
+                    roles=[{"rolename": role}],
+                )
+            except BrokerAdminError as exc:
+                if "already exists" not in str(exc).lower():
+                    raise
+                await self.set_meter_password(device_id, password)
+
+    async def set_meter_password(self, device_id: uuid.UUID, password: str) -> None:
+        """Rotate: the old password stops working; a connected meter is disconnected."""
+        await self.command(command="setClientPassword", username=str(device_id), password=password)
+        await self.command(command="disableClient", username=str(device_id))
+        await self.command(command="enableClient", username=str(device_id))
+
+    async def delete_meter(self, device_id: uuid.UUID) -> None:
+        """Revoke: the client is deleted (and disconnected), then its role."""
+        for command, key, value in (
+            ("deleteClient", "username", str(device_id)),
+            ("deleteRole", "rolename", meter_role(device_id)),
+        ):
+            try:
+                await self.command(command=command, **{key: value})
+            except BrokerAdminError as exc:
+                if "not found" not in str(exc).lower():
+                    raise
