@@ -1,0 +1,136 @@
+"""Turning a batch of MQTT messages into rows: decode, route bad input, de-duplicate. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from hub.protocol import (
+    DecodeError,
+    Reading,
+    decode_readings,
+    encode_reading,
+    parse_meter_topic,
+    truncate_payload,
+)
+from hub.registry import DeviceInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One MQTT message as the hub received it."""
+
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+    received: float  # time.monotonic() at arrival
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    device_id: UUID | None
+    reason: str
+    detail: str
+    payload: str
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    readings: list[Reading] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    duplicates: int = 0
+    received: int = 0  # readings decoded, before de-duplication
+
+
+def same_value(a: float, b: float) -> bool:
+    # The same reading redelivered is the same JSON text, so the same float; the tolerance only
+    # forgives a re-encoding of the value (e.g. by a gateway) in its last digit.
+    return abs(a - b) <= 1e-9 * max(1.0, abs(a), abs(b))
+
+
+def prepare(
+    messages: Sequence[Message],
+    device: Callable[[UUID], DeviceInfo | None],
+    *,
+    now: datetime,
+    max_future: timedelta,
+    max_lateness: timedelta,
+) -> PreparedBatch:
+    out = PreparedBatch()
+    seen: dict[tuple[UUID, datetime], float] = {}
+    oldest = now - max_lateness
+    for msg in messages:
+        parsed = parse_meter_topic(msg.topic)
+        if parsed is None or parsed[1] != "readings":
+            out.dead.append(
+                DeadLetter(
+                    msg.topic,
+                    None,
+                    "bad_topic",
+                    "not ems/v1/meters/{uuid}/readings",
+                    truncate_payload(msg.payload),
+                )
+            )
+            continue
+        device_id = parsed[0]
+        try:
+            readings = decode_readings(device_id, msg.payload, now=now, max_future=max_future)
+        except DecodeError as exc:
+            out.dead.append(
+                DeadLetter(
+                    msg.topic,
+                    device_id,
+                    exc.reason,
+                    str(exc.message),
+                    truncate_payload(msg.payload),
+                )
+            )
+            continue
+        if device(device_id) is None:
+            out.dead.append(
+                DeadLetter(
+                    msg.topic,
+                    device_id,
+                    "unknown_device",
+                    f"no device {device_id} is registered",
+                    truncate_payload(msg.payload),
+                )
+            )
+            continue
+        out.received += len(readings)
+        for reading in readings:
+            if reading.ts < oldest:
+                out.dead.append(
+                    DeadLetter(
+                        msg.topic,
+                        device_id,
+                        "too_late",
+                        f"older than the accepted lateness ({max_lateness})",
+                        truncate_payload(encode_reading(reading)),
+                    )
+                )
+                continue
+            key = (device_id, reading.ts)
+            previous = seen.get(key)
+            if previous is None:
+                seen[key] = reading.energy_kwh
+                out.readings.append(reading)
+            elif same_value(previous, reading.energy_kwh):
+                out.duplicates += 1
+            else:
+                out.dead.append(conflict_letter(msg.topic, reading, previous))
+    return out
+
+
+def conflict_letter(topic: str, reading: Reading, stored_kwh: float) -> DeadLetter:
+    return DeadLetter(
+        topic,
+        reading.device_id,
+        "conflict",
+        f"reading at {reading.ts.isoformat()} already stored with {stored_kwh!r} kWh",
+        truncate_payload(encode_reading(reading)),
+    )

@@ -1,0 +1,360 @@
+"""PostgreSQL side of the hub: one connection, one transaction per batch.
+
+A batch is committed whole or not at all: readings (COPY, idempotent on (device_id, ts)),
+the hourly rows it changes, dead letters and device last-seen times. Only after the commit are
+its MQTT messages acknowledged, so a crash at any instant loses nothing (the broker redelivers)
+and counts nothing twice (the key absorbs the redelivery).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+import psycopg
+
+from hub.batch import DeadLetter, PreparedBatch, conflict_letter, same_value
+from hub.energy import MeterReading
+from hub.protocol import Reading, encode_reading, readings_topic, truncate_payload
+from hub.registry import DeviceInfo
+from hub.rollup import NeedLongerHistory, Rewrite, cumulative_rewrite, interval_rewrite
+
+TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS _incoming (
+    device_id uuid, ts timestamptz, energy_kwh float8, seq int8, power_w float8
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS _rewrite (device_id uuid, from_hour timestamptz)
+    ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS _hourly (
+    device_id uuid, hour timestamptz, energy_kwh float8, quality text, readings int4
+) ON COMMIT DELETE ROWS;
+"""
+
+# For each device: the readings from three readings before the hour of the reading that
+# precedes the first new one (enough for recompute_anchor_index in all but pathological
+# runs of drops; those raise NeedLongerHistory and reload the whole series).
+LOAD_SUFFIXES = """
+SELECT f.device_id, r.ts, r.energy_kwh, (b.s IS NULL) AS from_start
+FROM unnest(%s::uuid[], %s::timestamptz[]) AS f(device_id, t0)
+LEFT JOIN LATERAL (
+    SELECT date_trunc('hour', max(p.ts)) AS h FROM readings p
+    WHERE p.device_id = f.device_id AND p.ts < f.t0
+) AS prev ON true
+LEFT JOIN LATERAL (
+    SELECT q.ts AS s FROM readings q
+    WHERE q.device_id = f.device_id AND q.ts < prev.h
+    ORDER BY q.ts DESC OFFSET 2 LIMIT 1
+) AS b ON true
+JOIN readings r ON r.device_id = f.device_id AND r.ts >= coalesce(b.s, '-infinity')
+ORDER BY f.device_id, r.ts
+"""
+
+DEVICE_COLUMNS = "id, owner_id, max_hourly_kwh, meter_kind, rated_power_w, interval_s"
+
+
+def _device(row: tuple[object, ...]) -> DeviceInfo:
+    return DeviceInfo(
+        device_id=row[0],  # type: ignore[arg-type]
+        owner_id=row[1],  # type: ignore[arg-type]
+        max_hourly_kwh=float(row[2]),  # type: ignore[arg-type]
+        meter_kind="interval" if row[3] == "interval" else "cumulative",
+        rated_power_w=None if row[4] is None else float(row[4]),  # type: ignore[arg-type]
+        interval_s=int(row[5]),  # type: ignore[call-overload]
+    )
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    stored: int = 0
+    duplicates: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+    rewrites: list[Rewrite] = field(default_factory=list)
+    latest: dict[UUID, Reading] = field(default_factory=dict)  # newest stored reading per device
+
+
+AfterRollup = Callable[[psycopg.Connection[tuple[object, ...]], list[Rewrite]], None]
+
+
+class PgStorage:
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    @property
+    def conn(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn, autocommit=False, connect_timeout=5)
+            with self._conn.transaction():
+                self._conn.execute(TEMP_TABLES)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None and not self._conn.closed:
+            self._conn.close()
+        self._conn = None
+
+    def reset(self) -> None:
+        """After an error: drop the connection; the next use reconnects."""
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+        self._conn = None
+
+    def ping(self) -> None:
+        with self.conn.transaction():
+            self.conn.execute("SELECT 1")
+
+    def load_devices(self, ids: Iterable[UUID] | None = None) -> list[DeviceInfo]:
+        with self.conn.transaction():
+            if ids is None:
+                rows = self.conn.execute(f"SELECT {DEVICE_COLUMNS} FROM devices").fetchall()
+            else:
+                rows = self.conn.execute(
+                    f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ANY(%s)", (list(ids),)
+                ).fetchall()
+        return [_device(r) for r in rows]
+
+    def commit_batch(
+        self,
+        batch: PreparedBatch,
+        devices: Callable[[UUID], DeviceInfo | None],
+        after_rollup: AfterRollup | None = None,
+    ) -> BatchOutcome:
+        out = BatchOutcome(duplicates=batch.duplicates, dead=list(batch.dead))
+        conn = self.conn
+        with conn.transaction():
+            readings = batch.readings
+            if readings:
+                readings = self._lock_devices(conn, readings, out)
+            if readings:
+                inserted = self._insert(conn, readings, out)
+                out.rewrites = self._rollup(conn, inserted, devices, out)
+                if after_rollup is not None:
+                    after_rollup(conn, out.rewrites)
+                self._touch_status(conn, sorted({r.device_id for r in readings}))
+            if out.dead:
+                with conn.cursor().copy(
+                    "COPY dead_letters (topic, device_id, reason, detail, payload) FROM STDIN"
+                ) as copy:
+                    for d in out.dead:
+                        copy.write_row((d.topic, d.device_id, d.reason, d.detail, d.payload))
+        return out
+
+    def _lock_devices(
+        self,
+        conn: psycopg.Connection[tuple[object, ...]],
+        readings: list[Reading],
+        out: BatchOutcome,
+    ) -> list[Reading]:
+        # Row locks in id order: rollups of one device are serialised across hub replicas
+        # (each sees the other's committed readings), without deadlocks. It also tells which
+        # devices still exist: one deleted since the registry saw it must not fail the batch.
+        ids = sorted({r.device_id for r in readings})
+        rows = conn.execute(
+            "SELECT id FROM devices WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (ids,)
+        ).fetchall()
+        existing = {r[0] for r in rows}
+        if len(existing) == len(ids):
+            return readings
+        kept = []
+        for r in readings:
+            if r.device_id in existing:
+                kept.append(r)
+            else:
+                out.dead.append(
+                    DeadLetter(
+                        readings_topic(r.device_id),
+                        r.device_id,
+                        "unknown_device",
+                        "device was deleted",
+                        truncate_payload(encode_reading(r)),
+                    )
+                )
+        return kept
+
+    def _insert(
+        self,
+        conn: psycopg.Connection[tuple[object, ...]],
+        readings: list[Reading],
+        out: BatchOutcome,
+    ) -> list[Reading]:
+        with conn.cursor().copy(
+            "COPY _incoming (device_id, ts, energy_kwh, seq, power_w) FROM STDIN"
+        ) as copy:
+            for r in readings:
+                copy.write_row((r.device_id, r.ts, r.energy_kwh, r.seq, r.power_w))
+        keys = conn.execute(
+            "INSERT INTO readings (device_id, ts, energy_kwh, seq, power_w)"
+            " SELECT device_id, ts, energy_kwh, seq, power_w FROM _incoming"
+            " ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts"
+        ).fetchall()
+        new_keys = {(k[0], k[1]) for k in keys}
+        inserted = [r for r in readings if (r.device_id, r.ts) in new_keys]
+        out.stored = len(inserted)
+        if len(inserted) < len(readings):
+            old = [r for r in readings if (r.device_id, r.ts) not in new_keys]
+            stored = {
+                (row[0], row[1]): float(row[2])  # type: ignore[arg-type]
+                for row in conn.execute(
+                    "SELECT device_id, ts, energy_kwh FROM readings WHERE (device_id, ts)"
+                    " IN (SELECT * FROM unnest(%s::uuid[], %s::timestamptz[]))",
+                    ([r.device_id for r in old], [r.ts for r in old]),
+                )
+            }
+            for r in old:
+                value = stored.get((r.device_id, r.ts))
+                if value is None or same_value(value, r.energy_kwh):
+                    out.duplicates += 1
+                else:
+                    out.dead.append(conflict_letter(readings_topic(r.device_id), r, value))
+        for r in inserted:
+            latest = out.latest.get(r.device_id)
+            if latest is None or r.ts > latest.ts:
+                out.latest[r.device_id] = r
+        return inserted
+
+    def _rollup(
+        self,
+        conn: psycopg.Connection[tuple[object, ...]],
+        inserted: Sequence[Reading],
+        devices: Callable[[UUID], DeviceInfo | None],
+        out: BatchOutcome,
+    ) -> list[Rewrite]:
+        firsts: dict[UUID, datetime] = {}
+        for r in inserted:
+            t0 = firsts.get(r.device_id)
+            if t0 is None or r.ts < t0:
+                firsts[r.device_id] = r.ts
+        if not firsts:
+            return []
+        ids = list(firsts)
+        series: dict[UUID, list[MeterReading]] = defaultdict(list)
+        from_start: dict[UUID, bool] = {}
+        for device_id, ts, energy, start in conn.execute(
+            LOAD_SUFFIXES, (ids, [firsts[i] for i in ids])
+        ):
+            series[device_id].append(MeterReading(ts, energy))  # type: ignore[index, arg-type]
+            from_start[device_id] = bool(start)  # type: ignore[index]
+        rewrites: list[Rewrite] = []
+        for device_id, t0 in firsts.items():
+            info = devices(device_id)
+            suffix = series[device_id]
+            if info is not None and info.meter_kind == "interval":
+                rewrites.append(interval_rewrite(device_id, suffix, t0))
+                continue
+            rated = info.rated_power_w if info is not None else None
+            try:
+                rw = cumulative_rewrite(
+                    device_id,
+                    suffix,
+                    t0,
+                    rated_power_w=rated,
+                    starts_at_first_reading=from_start[device_id],
+                )
+            except NeedLongerHistory:
+                whole = [
+                    MeterReading(ts, energy)  # type: ignore[arg-type]
+                    for ts, energy in conn.execute(
+                        "SELECT ts, energy_kwh FROM readings WHERE device_id = %s ORDER BY ts",
+                        (device_id,),
+                    )
+                ]
+                rw = cumulative_rewrite(
+                    device_id, whole, t0, rated_power_w=rated, starts_at_first_reading=True
+                )
+            rewrites.append(rw)
+            for bad in rw.implausible:
+                reading = Reading(device_id, bad.reading.ts, bad.reading.energy_kwh)
+                out.dead.append(
+                    DeadLetter(
+                        readings_topic(device_id),
+                        device_id,
+                        "implausible",
+                        f"implies {bad.implied_power_w:.0f} W > rated {rated} W",
+                        truncate_payload(encode_reading(reading)),
+                    )
+                )
+        with conn.cursor().copy("COPY _rewrite (device_id, from_hour) FROM STDIN") as copy:
+            for rw in rewrites:
+                copy.write_row((rw.device_id, rw.from_hour))
+        with conn.cursor().copy(
+            "COPY _hourly (device_id, hour, energy_kwh, quality, readings) FROM STDIN"
+        ) as copy:
+            for rw in rewrites:
+                for row in rw.rows:
+                    copy.write_row(
+                        (rw.device_id, row.hour, row.energy_kwh, row.quality, row.readings)
+                    )
+        conn.execute(
+            "DELETE FROM hourly_energy h USING _rewrite w"
+            " WHERE h.device_id = w.device_id AND h.hour >= w.from_hour"
+        )
+        conn.execute(
+            "INSERT INTO hourly_energy (device_id, hour, energy_kwh, quality, readings)"
+            " SELECT device_id, hour, energy_kwh, quality, readings FROM _hourly"
+        )
+        return rewrites
+
+    def _touch_status(self, conn: psycopg.Connection[tuple[object, ...]], ids: list[UUID]) -> None:
+        """A reading is a sign of life: last_seen now; an offline meter comes back online."""
+        back = conn.execute(
+            "UPDATE device_status SET state = 'online', since = now(), last_seen = now()"
+            " WHERE device_id = ANY(%s) AND state <> 'online' RETURNING device_id",
+            (ids,),
+        ).fetchall()
+        if back:
+            conn.execute(
+                "INSERT INTO device_status_history (device_id, state, reason)"
+                " SELECT unnest(%s::uuid[]), 'online', 'reading'",
+                ([r[0] for r in back],),
+            )
+        conn.execute(
+            "INSERT INTO device_status (device_id, state, since, last_seen)"
+            " SELECT unnest(%s::uuid[]), 'online', now(), now()"
+            " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
+            (ids,),
+        )
+
+    def set_status(self, device_id: UUID, state: str, reason: str) -> bool:
+        """Record a status from the meter's status topic; True if it changed."""
+        with self.conn.transaction():
+            row = self.conn.execute(
+                "INSERT INTO device_status AS s (device_id, state, since, last_seen)"
+                " SELECT %s, %s, now(), CASE WHEN %s = 'online' THEN now() END"
+                " WHERE EXISTS (SELECT 1 FROM devices WHERE id = %s)"
+                " ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, since = now(),"
+                "   last_seen = coalesce(excluded.last_seen, s.last_seen)"
+                " WHERE s.state IS DISTINCT FROM excluded.state"
+                " RETURNING device_id",
+                (device_id, state, state, device_id),
+            ).fetchone()
+            if row is not None:
+                self.conn.execute(
+                    "INSERT INTO device_status_history (device_id, state, reason)"
+                    " VALUES (%s, %s, %s)",
+                    (device_id, state, reason),
+                )
+        return row is not None
+
+    def mark_stale(self, stale_intervals: float) -> list[UUID]:
+        """Meters silent for more than ``stale_intervals`` reading intervals go offline."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                "UPDATE device_status s SET state = 'offline', since = now()"
+                " FROM devices d WHERE d.id = s.device_id AND s.state = 'online'"
+                " AND s.last_seen < now() - make_interval(secs => d.interval_s * %s)"
+                " RETURNING s.device_id",
+                (stale_intervals,),
+            ).fetchall()
+            ids = [r[0] for r in rows]
+            if ids:
+                self.conn.execute(
+                    "INSERT INTO device_status_history (device_id, state, reason)"
+                    " SELECT unnest(%s::uuid[]), 'offline', 'stale'",
+                    (ids,),
+                )
+        return ids  # type: ignore[return-value]

@@ -1,0 +1,293 @@
+"""The single writer: bounded inbox → batch → one transaction → acknowledge → publish.
+
+One thread owns the database connection. It takes up to ``batch_size`` messages (waiting at
+most ``flush_interval_s`` after the first), commits them, and only then acknowledges them to
+the broker. A failing database is retried with backoff while the inbox fills and the broker
+holds the rest (backpressure, nothing dropped). A batch that fails for a reason other than the
+connection is split until the message that causes it is found and dead-lettered alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+import psycopg
+
+from hub.batch import DeadLetter, Message, PreparedBatch, prepare
+from hub.metrics import HubMetrics
+from hub.protocol import (
+    DEVICE_EVENTS_TOPIC,
+    DecodeError,
+    decode_device_event,
+    decode_status,
+    parse_meter_topic,
+    truncate_payload,
+)
+from hub.registry import DeviceRegistry
+from hub.settings import HubSettings
+from hub.storage import AfterRollup, BatchOutcome, PgStorage
+
+log = logging.getLogger("hub.writer")
+
+Ack = Callable[[int, int], None]
+AfterCommit = Callable[[BatchOutcome], None]
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        settings: HubSettings,
+        storage: PgStorage,
+        registry: DeviceRegistry,
+        metrics: HubMetrics,
+        ack: Ack,
+        *,
+        after_rollup: AfterRollup | None = None,
+        after_commit: AfterCommit | None = None,
+        on_stale: Callable[[list[UUID]], None] | None = None,
+        on_status: Callable[[UUID, str], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.registry = registry
+        self.metrics = metrics
+        self.ack = ack
+        self.after_rollup = after_rollup
+        self.after_commit = after_commit
+        self.on_stale = on_stale
+        self.on_status = on_status
+        # Never more than the broker's in-flight window plus status/event traffic.
+        self.inbox: queue.Queue[Message] = queue.Queue(maxsize=settings.receive_maximum + 10_000)
+        self.db_ok = False
+        self._next_stale_check = 0.0
+
+    def submit(self, msg: Message) -> None:
+        self.inbox.put(msg)
+        self.metrics.backlog.inc()
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        self._connect(stop)
+        while not (stop.is_set() and self.inbox.empty()):
+            batch = self._take(timeout=0.2)
+            if batch:
+                self._process(batch, stop)
+            self._maybe_check_stale()
+
+    def _connect(self, stop: threading.Event) -> None:
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                self.registry.replace_all(self.storage.load_devices())
+                self.db_ok = True
+                self.metrics.db_ok.set(1)
+                log.info("database connected; %d devices registered", len(self.registry))
+                return
+            except psycopg.OperationalError as exc:
+                self._db_down(exc)
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _take(self, timeout: float) -> list[Message]:
+        try:
+            first = self.inbox.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        batch = [first]
+        deadline = time.monotonic() + self.settings.flush_interval_s
+        limit = self.settings.batch_size
+        while len(batch) < limit:
+            try:
+                batch.append(self.inbox.get_nowait())
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(self.inbox.get(timeout=remaining))
+                except queue.Empty:
+                    break
+        return batch
+
+    def _process(self, batch: list[Message], stop: threading.Event) -> None:
+        readings: list[Message] = []
+        for msg in batch:
+            if msg.topic == DEVICE_EVENTS_TOPIC:
+                self._device_event(msg)
+            elif msg.topic.endswith("/status"):
+                self._status(msg, stop)
+            else:
+                readings.append(msg)
+        if readings:
+            self._commit_resilient(readings, stop)
+        self.metrics.backlog.dec(len(batch))
+
+    # --- readings -----------------------------------------------------------------------------
+
+    def _prepare(self, messages: Sequence[Message]) -> PreparedBatch:
+        ids = {p[0] for m in messages if (p := parse_meter_topic(m.topic)) is not None}
+        unknown = self.registry.missing(ids)
+        if unknown:  # created a moment ago, its event not here yet: ask the database
+            self.registry.update(self.storage.load_devices(unknown))
+        s = self.settings
+        return prepare(
+            messages,
+            self.registry.get,
+            now=datetime.now(UTC),
+            max_future=s.max_future,
+            max_lateness=s.max_lateness,
+        )
+
+    def _commit_resilient(self, messages: list[Message], stop: threading.Event) -> None:
+        delay = 0.1
+        while True:
+            started = time.perf_counter()
+            try:
+                prepared = self._prepare(messages)
+                outcome = self.storage.commit_batch(prepared, self.registry.get, self.after_rollup)
+            except psycopg.OperationalError as exc:
+                self._db_down(exc)
+                if stop.is_set():
+                    # Unacknowledged: the broker redelivers them to the next hub session.
+                    log.warning(
+                        "stopping with %d uncommitted messages (they will be redelivered)",
+                        len(messages),
+                    )
+                    return
+                stop.wait(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
+                delay = min(delay * 2, 5.0)
+                continue
+            except psycopg.Error as exc:
+                self.storage.reset()
+                self._isolate(messages, exc, stop)
+                return
+            self._committed(messages, prepared, outcome, time.perf_counter() - started)
+            return
+
+    def _isolate(self, messages: list[Message], exc: psycopg.Error, stop: threading.Event) -> None:
+        if len(messages) == 1:
+            msg = messages[0]
+            log.error(
+                "message on %s fails to store (%s); dead-lettering it",
+                msg.topic,
+                type(exc).__name__,
+            )
+            letter = DeadLetter(
+                msg.topic, None, "storage_error", str(exc)[:500], truncate_payload(msg.payload)
+            )
+            self._commit_resilient_dead(msg, letter, stop)
+            return
+        half = len(messages) // 2
+        self._commit_resilient(messages[:half], stop)
+        self._commit_resilient(messages[half:], stop)
+
+    def _commit_resilient_dead(
+        self, msg: Message, letter: DeadLetter, stop: threading.Event
+    ) -> None:
+        prepared = PreparedBatch(dead=[letter])
+        while not stop.is_set():
+            try:
+                outcome = self.storage.commit_batch(prepared, self.registry.get)
+            except psycopg.Error as exc:
+                self._db_down(exc)
+                stop.wait(1.0)
+                continue
+            self._committed([msg], prepared, outcome, 0.0)
+            return
+
+    def _committed(
+        self,
+        messages: Sequence[Message],
+        prepared: PreparedBatch,
+        outcome: BatchOutcome,
+        seconds: float,
+    ) -> None:
+        now = time.monotonic()
+        for msg in messages:
+            self.ack(msg.mid, msg.qos)
+            self.metrics.lag_seconds.observe(now - msg.received)
+        m = self.metrics
+        m.messages.inc(len(messages))
+        m.received.inc(prepared.received)
+        m.stored.inc(outcome.stored)
+        m.duplicates.inc(outcome.duplicates)
+        for letter in outcome.dead:
+            if letter.reason == "conflict":
+                m.conflicts.inc()
+            m.rejected.labels(letter.reason.split(":")[0]).inc()
+        m.flush_seconds.observe(seconds)
+        m.batch_size.observe(len(messages))
+        if not self.db_ok:
+            log.info("database is back")
+        self.db_ok = True
+        m.db_ok.set(1)
+        if self.after_commit is not None:
+            self.after_commit(outcome)
+
+    def _db_down(self, exc: Exception) -> None:
+        if self.db_ok:
+            log.error(
+                "database unavailable (%s); retrying with backoff, holding messages",
+                str(exc).strip().splitlines()[0][:200] if str(exc) else type(exc).__name__,
+            )
+        self.db_ok = False
+        self.metrics.db_ok.set(0)
+        self.metrics.flush_failures.inc()
+        self.storage.reset()
+
+    # --- status and device events ---------------------------------------------------------------
+
+    def _status(self, msg: Message, stop: threading.Event) -> None:
+        parsed = parse_meter_topic(msg.topic)
+        if parsed is None or not msg.payload:  # an empty retained payload clears the status
+            self.ack(msg.mid, msg.qos)
+            return
+        try:
+            state, _ts = decode_status(msg.payload)
+        except DecodeError as exc:
+            letter = DeadLetter(
+                msg.topic, parsed[0], exc.reason, exc.message, truncate_payload(msg.payload)
+            )
+            self._commit_resilient_dead(msg, letter, stop)
+            return
+        reason = "birth" if state == "online" else "will"
+        while not stop.is_set():
+            try:
+                changed = self.storage.set_status(parsed[0], state, reason)
+                break
+            except psycopg.Error as exc:
+                self._db_down(exc)
+                stop.wait(1.0)
+        else:
+            return
+        self.ack(msg.mid, msg.qos)
+        if changed and self.on_status is not None:
+            self.on_status(parsed[0], state)
+
+    def _device_event(self, msg: Message) -> None:
+        try:
+            self.registry.apply(decode_device_event(msg.payload))
+        except DecodeError as exc:
+            log.warning("ignoring a malformed device event: %s", exc.message)
+        self.ack(msg.mid, msg.qos)
+
+    def _maybe_check_stale(self) -> None:
+        now = time.monotonic()
+        if now < self._next_stale_check or not self.db_ok:
+            return
+        self._next_stale_check = now + self.settings.status_check_interval_s
+        try:
+            stale = self.storage.mark_stale(self.settings.stale_intervals)
+        except psycopg.Error as exc:
+            self._db_down(exc)
+            return
+        if stale and self.on_stale is not None:
+            self.on_stale(stale)
