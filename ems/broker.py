@@ -105,6 +105,7 @@ def render_config(
     max_inflight: int = 2000,
     max_queued: int = 1_000_000,
     tls: dict[str, str] | None = None,
+    log_file: Path | None = None,
 ) -> str:
     tls_listener = ""
     if tls:
@@ -124,6 +125,7 @@ def render_config(
         max_inflight=max_inflight,
         max_queued=max_queued,
         tls_listener=tls_listener,
+        log_file=log_file or data_dir / "mosquitto.log",
     )
 
 
@@ -162,6 +164,7 @@ class MosquittoServer:
                 host=self.host,
                 dynsec_file=self.dynsec_path,
                 max_inflight=self.max_inflight,
+                log_file=self.log_path,
             )
         )
         if not self.dynsec_path.exists():
@@ -175,7 +178,9 @@ class MosquittoServer:
         ensure_port_free(self.port, "Mosquitto", self.host)
         self.prepare()
         self.proc = self.run_as.popen(
-            [mosquitto_binary(), "-c", str(self.conf_path)], log=self.log_path, cwd=self.base_dir
+            [mosquitto_binary(), "-c", str(self.conf_path)],
+            log=self.base_dir / "mosquitto.stdout",
+            cwd=self.base_dir,
         )
         wait_until(
             lambda: port_open(self.port, self.host),

@@ -54,6 +54,7 @@ class HubMqtt:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self.client = client
 
     def start(self) -> None:
@@ -93,7 +94,23 @@ class HubMqtt:
                 (DEVICE_EVENTS_TOPIC, 1),
             ]
         )
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        _mid: int,
+        rcs: list[ReasonCode],
+        _props: Properties | None,
+    ) -> None:
+        refused = [str(rc) for rc in rcs if rc.is_failure]
+        if refused:
+            self.fatal = f"the broker refused the hub's subscriptions ({', '.join(refused)})"
+            log.error("%s", self.fatal)
+            return
+        # Connected means "receiving": only once the subscriptions are in place.
         self.connected.set()
+        s = self._settings
         log.info("connected to %s:%d as %s", s.mqtt_host, s.mqtt_port, s.client_id)
 
     def _on_disconnect(

@@ -50,7 +50,7 @@ def cumulative_rewrite(
     """``series``: a sorted suffix of the device's readings that includes the new ones."""
     first_changed = next(i for i, r in enumerate(series) if r.ts >= first_new)
     anchor, from_hour = recompute_anchor_index(series, first_changed)
-    if anchor == 0 and not starts_at_first_reading and first_changed > 0:
+    if anchor == 0 and not starts_at_first_reading:
         raise NeedLongerHistory
     result = compute_hourly(series[anchor:], rated_power_w=rated_power_w)
     rows = [

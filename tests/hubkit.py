@@ -24,8 +24,13 @@ GATEWAY_USER = "test-gateway"
 
 
 def add_devices(
-    dsn: str, n: int, *, meter_kind: str = "cumulative", max_hourly_kwh: float = 1000.0,
-    rated_power_w: float | None = None, owner_id: uuid.UUID | None = None,
+    dsn: str,
+    n: int,
+    *,
+    meter_kind: str = "cumulative",
+    max_hourly_kwh: float = 1000.0,
+    rated_power_w: float | None = None,
+    owner_id: uuid.UUID | None = None,
     interval_s: int = 600,
 ) -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in range(n)]
@@ -33,8 +38,10 @@ def add_devices(
         conn.cursor().executemany(
             "INSERT INTO devices (id, name, max_hourly_kwh, meter_kind, rated_power_w, owner_id,"
             " interval_s) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            [(i, f"meter {k}", max_hourly_kwh, meter_kind, rated_power_w, owner_id, interval_s)
-             for k, i in enumerate(ids)],
+            [
+                (i, f"meter {k}", max_hourly_kwh, meter_kind, rated_power_w, owner_id, interval_s)
+                for k, i in enumerate(ids)
+            ],
         )
     return ids
 
@@ -43,16 +50,31 @@ def create_gateway(broker: Any, password: str = "gateway-password") -> tuple[str
     """A test-only client allowed to publish readings for any meter (and nothing else)."""
 
     async def go() -> None:
-        async with BrokerAdmin(broker.host, broker.port, broker.portal_user,
-                               broker.portal_password) as admin:
-            await admin.command(command="createRole", rolename="test-gateway", acls=[
-                {"acltype": "publishClientSend", "topic": "ems/v1/meters/+/readings",
-                 "allow": True},
-                {"acltype": "publishClientSend", "topic": "ems/v1/meters/+/status",
-                 "allow": True},
-            ])
-            await admin.command(command="createClient", username=GATEWAY_USER,
-                                password=password, roles=[{"rolename": "test-gateway"}])
+        async with BrokerAdmin(
+            broker.host, broker.port, broker.portal_user, broker.portal_password
+        ) as admin:
+            await admin.command(
+                command="createRole",
+                rolename="test-gateway",
+                acls=[
+                    {
+                        "acltype": "publishClientSend",
+                        "topic": "ems/v1/meters/+/readings",
+                        "allow": True,
+                    },
+                    {
+                        "acltype": "publishClientSend",
+                        "topic": "ems/v1/meters/+/status",
+                        "allow": True,
+                    },
+                ],
+            )
+            await admin.command(
+                command="createClient",
+                username=GATEWAY_USER,
+                password=password,
+                roles=[{"rolename": "test-gateway"}],
+            )
 
     asyncio.run(go())
     return GATEWAY_USER, password
@@ -62,8 +84,11 @@ class Gateway:
     """Publishes many messages quickly (QoS 1) and waits until the broker has them all."""
 
     def __init__(self, broker: Any, username: str, password: str) -> None:
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
-                                  client_id=f"gw-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"gw-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
         self.client.username_pw_set(username, password)
         self.client.max_inflight_messages_set(1000)
         self.client.max_queued_messages_set(0)
@@ -115,7 +140,9 @@ def start_hub(dsn: str, broker: Any, **overrides: Any) -> Hub:
     return hub
 
 
-def hub_process(dsn: str, broker: Any, client_id: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+def hub_process(
+    dsn: str, broker: Any, client_id: str, log: Path, **env: str
+) -> subprocess.Popen[bytes]:
     """The hub as users run it (python -m hub), for tests that kill it."""
     environ = {
         **os.environ,
@@ -130,8 +157,9 @@ def hub_process(dsn: str, broker: Any, client_id: str, log: Path, **env: str) ->
     }
     out = log.open("ab")
     try:
-        return subprocess.Popen([sys.executable, "-m", "hub"], env=environ, stdout=out,
-                                stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "hub"], env=environ, stdout=out, stderr=subprocess.STDOUT
+        )
     finally:
         out.close()
 
