@@ -46,7 +46,7 @@ def add_devices(
     return ids
 
 
-def create_gateway(broker: Any, password: str = "gateway-password") -> tuple[str, str]:
+def create_gateway(broker: Any, password: str = "gateway-password") -> tuple[str, str]:  # noqa: S107
     """A test-only client allowed to publish readings for any meter (and nothing else)."""
 
     async def go() -> None:
