@@ -33,6 +33,7 @@ class Hub:
             self.metrics,
             self.mqtt.ack,
             after_commit=self.live,
+            on_idle=self.live.flush,
         )
         self.http = HealthServer(
             settings.http_host, settings.http_port, self.metrics.registry, self.health

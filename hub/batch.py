@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -64,7 +65,7 @@ def prepare(
     seen: dict[tuple[UUID, datetime], float] = {}
     oldest = now - max_lateness
     for msg in messages:
-        parsed = parse_meter_topic(msg.topic)
+        parsed = _topic(msg.topic)
         if parsed is None or parsed[1] != "readings":
             out.dead.append(
                 DeadLetter(
@@ -124,6 +125,12 @@ def prepare(
             else:
                 out.dead.append(conflict_letter(msg.topic, reading, previous))
     return out
+
+
+@functools.lru_cache(maxsize=65536)
+def _topic(topic: str) -> tuple[UUID, str] | None:
+    # One parse per meter, not per message: a fleet's topics repeat all day.
+    return parse_meter_topic(topic)
 
 
 def conflict_letter(topic: str, reading: Reading, stored_kwh: float) -> DeadLetter:

@@ -106,6 +106,8 @@ class EnergyResult:
 
 def hour_floor(ts: datetime) -> datetime:
     """Start of the UTC clock hour containing ``ts``."""
+    if ts.tzinfo is UTC:  # the hot path: the hub's readings are all in UTC already
+        return ts.replace(minute=0, second=0, microsecond=0)
     if ts.utcoffset() is None:
         raise ValueError(f"time {ts} has no time zone; give it in UTC")
     return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -123,7 +125,8 @@ class _Ledger:
         self._energy[hour] = self._energy.get(hour, 0.0) + energy
         self._count[hour] = self._count.get(hour, 0) + count
         known = self._quality.get(hour, Quality.MEASURED)
-        self._quality[hour] = max(known, quality, key=lambda q: q.severity)
+        if _SEVERITY[quality] > _SEVERITY[known] or hour not in self._quality:
+            self._quality[hour] = quality
 
     def book(self, start: datetime, end: datetime, amount: float) -> None:
         if end - start <= HOUR:

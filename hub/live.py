@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
+from datetime import datetime
+from uuid import UUID
+
+import msgspec
 
 from hub.energy import hour_floor
 from hub.protocol import live_topic
@@ -14,33 +17,70 @@ from hub.storage import BatchOutcome
 Publish = Callable[[str, bytes, int], None]
 
 
+class LiveEvent(msgspec.Struct, frozen=True):
+    """Payload of ems/v1/events/live/{device_id}."""
+
+    device_id: str
+    ts: datetime
+    energy_kwh: float
+    power_w: float | None
+    hour: datetime
+    hour_kwh: float | None
+    quality: str | None
+    max_hourly_kwh: float | None
+    owner_id: str | None
+
+
+_encode = msgspec.json.Encoder().encode
+
+
 class LivePublisher:
+    """After each commit, the newest reading of each device in it, at most one event per
+    device per ``min_interval_s``; a suppressed one is sent when the interval has passed
+    (``flush``), so a dashboard never stays behind the last reading."""
+
     def __init__(self, publish: Publish, registry: DeviceRegistry, min_interval_s: float) -> None:
         self._publish = publish
         self._registry = registry
         self._min_interval = min_interval_s
-        self._last_sent: dict[object, float] = {}
+        self._last_sent: dict[UUID, float] = {}
+        self._pending: dict[UUID, LiveEvent] = {}
 
     def __call__(self, outcome: BatchOutcome) -> None:
         now = time.monotonic()
         hours = {rw.device_id: rw for rw in outcome.rewrites}
         for device_id, reading in outcome.latest.items():
-            if now - self._last_sent.get(device_id, 0.0) < self._min_interval:
-                continue
-            self._last_sent[device_id] = now
             hour = hour_floor(reading.ts)
             rw = hours.get(device_id)
             row = next((r for r in rw.rows if r.hour == hour), None) if rw else None
             info = self._registry.get(device_id)
-            payload = {
-                "device_id": str(device_id),
-                "ts": reading.ts.isoformat().replace("+00:00", "Z"),
-                "energy_kwh": reading.energy_kwh,
-                "power_w": reading.power_w,
-                "hour": hour.isoformat().replace("+00:00", "Z"),
-                "hour_kwh": row.energy_kwh if row else None,
-                "quality": row.quality if row else None,
-                "max_hourly_kwh": info.max_hourly_kwh if info else None,
-                "owner_id": str(info.owner_id) if info and info.owner_id else None,
-            }
-            self._publish(live_topic(device_id), json.dumps(payload).encode(), 0)
+            event = LiveEvent(
+                device_id=str(device_id),
+                ts=reading.ts,
+                energy_kwh=reading.energy_kwh,
+                power_w=reading.power_w,
+                hour=hour,
+                hour_kwh=row.energy_kwh if row else None,
+                quality=row.quality if row else None,
+                max_hourly_kwh=info.max_hourly_kwh if info else None,
+                owner_id=str(info.owner_id) if info and info.owner_id else None,
+            )
+            if now - self._last_sent.get(device_id, -1e9) < self._min_interval:
+                self._pending[device_id] = event
+                continue
+            self._send(device_id, event, now)
+
+    def flush(self) -> None:
+        """Send the suppressed events whose interval has passed."""
+        if not self._pending:
+            return
+        now = time.monotonic()
+        for device_id in [
+            d for d in self._pending if now - self._last_sent.get(d, -1e9) >= self._min_interval
+        ]:
+            self._send(device_id, self._pending.pop(device_id), now)
+
+    def _send(self, device_id: UUID, event: LiveEvent, now: float) -> None:
+        self._last_sent[device_id] = now
+        self._pending.pop(device_id, None)
+        self._publish(live_topic(device_id), _encode(event), 0)

@@ -31,7 +31,7 @@ class HubSettings:
     max_future: timedelta = timedelta(minutes=5)
     stale_intervals: float = 3.0
     status_check_interval_s: float = 5.0
-    live_min_interval_s: float = 0.2
+    live_min_interval_s: float = 1.0
     session_expiry_s: int = 7 * 24 * 3600
 
 
@@ -83,5 +83,5 @@ def load_settings(env: Mapping[str, str]) -> HubSettings:
         max_lateness=timedelta(seconds=_float(env, "HUB_MAX_LATENESS_S", 30 * 86400)),
         stale_intervals=_float(env, "HUB_STALE_INTERVALS", 3.0),
         status_check_interval_s=_float(env, "HUB_STATUS_CHECK_INTERVAL_S", 5.0),
-        live_min_interval_s=_float(env, "HUB_LIVE_MIN_INTERVAL_S", 0.2),
+        live_min_interval_s=_float(env, "HUB_LIVE_MIN_INTERVAL_S", 1.0),
     )

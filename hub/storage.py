@@ -34,9 +34,9 @@ CREATE TEMP TABLE IF NOT EXISTS _hourly (
 ) ON COMMIT DELETE ROWS;
 """
 
-# For each device: the readings from three readings before the hour of the reading that
-# precedes the first new one (enough for recompute_anchor_index in all but pathological
-# runs of drops; those raise NeedLongerHistory and reload the whole series).
+# For each device: the readings from two readings before the hour of the reading that
+# precedes the first new one — the anchor and its predecessor in the usual case; a run of
+# drops that needs more raises NeedLongerHistory and reloads the whole series.
 LOAD_SUFFIXES = """
 SELECT f.device_id, r.ts, r.energy_kwh, (b.s IS NULL) AS from_start
 FROM unnest(%s::uuid[], %s::timestamptz[]) AS f(device_id, t0)
@@ -47,11 +47,18 @@ LEFT JOIN LATERAL (
 LEFT JOIN LATERAL (
     SELECT q.ts AS s FROM readings q
     WHERE q.device_id = f.device_id AND q.ts < prev.h
-    ORDER BY q.ts DESC OFFSET 2 LIMIT 1
+    ORDER BY q.ts DESC OFFSET 1 LIMIT 1
 ) AS b ON true
 JOIN readings r ON r.device_id = f.device_id AND r.ts >= coalesce(b.s, '-infinity')
 ORDER BY f.device_id, r.ts
 """
+
+
+def pg_array(values: Iterable[object]) -> str:
+    """A PostgreSQL array literal of UUIDs or timestamps: far cheaper to send than a list
+    parameter, which psycopg adapts element by element."""
+    return "{" + ",".join(f'"{v}"' for v in values) + "}"
+
 
 DEVICE_COLUMNS = "id, owner_id, max_hourly_kwh, meter_kind, rated_power_w, interval_s"
 
@@ -87,7 +94,11 @@ class PgStorage:
     @property
     def conn(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._dsn, autocommit=False, connect_timeout=5)
+            # TimeZone=UTC: timestamps come back with datetime.UTC, which the energy maths
+            # takes on its fast path (no zone conversion per reading).
+            self._conn = psycopg.connect(
+                self._dsn, autocommit=False, connect_timeout=5, options="-c TimeZone=UTC"
+            )
             with self._conn.transaction():
                 self._conn.execute(TEMP_TABLES)
         return self._conn
@@ -155,7 +166,8 @@ class PgStorage:
         # devices still exist: one deleted since the registry saw it must not fail the batch.
         ids = sorted({r.device_id for r in readings})
         rows = conn.execute(
-            "SELECT id FROM devices WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (ids,)
+            "SELECT id FROM devices WHERE id = ANY(%s::uuid[]) ORDER BY id FOR NO KEY UPDATE",
+            (pg_array(ids),),
         ).fetchall()
         existing = {r[0] for r in rows}
         if len(existing) == len(ids):
@@ -235,7 +247,7 @@ class PgStorage:
         series: dict[UUID, list[MeterReading]] = defaultdict(list)
         from_start: dict[UUID, bool] = {}
         for device_id, ts, energy, start in conn.execute(
-            LOAD_SUFFIXES, (ids, [firsts[i] for i in ids])
+            LOAD_SUFFIXES, (pg_array(ids), pg_array(firsts[i] for i in ids))
         ):
             series[device_id].append(MeterReading(ts, energy))  # type: ignore[index, arg-type]
             from_start[device_id] = bool(start)  # type: ignore[index]
@@ -303,8 +315,8 @@ class PgStorage:
         """A reading is a sign of life: last_seen now; an offline meter comes back online."""
         back = conn.execute(
             "UPDATE device_status SET state = 'online', since = now(), last_seen = now()"
-            " WHERE device_id = ANY(%s) AND state <> 'online' RETURNING device_id",
-            (ids,),
+            " WHERE device_id = ANY(%s::uuid[]) AND state <> 'online' RETURNING device_id",
+            (pg_array(ids),),
         ).fetchall()
         if back:
             conn.execute(
@@ -316,7 +328,7 @@ class PgStorage:
             "INSERT INTO device_status (device_id, state, since, last_seen)"
             " SELECT unnest(%s::uuid[]), 'online', now(), now()"
             " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
-            (ids,),
+            (pg_array(ids),),
         )
 
     def set_status(self, device_id: UUID, state: str, reason: str) -> bool:

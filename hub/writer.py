@@ -53,6 +53,7 @@ class BatchWriter:
         after_commit: AfterCommit | None = None,
         on_stale: Callable[[list[UUID]], None] | None = None,
         on_status: Callable[[UUID, str], None] | None = None,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -63,6 +64,7 @@ class BatchWriter:
         self.after_commit = after_commit
         self.on_stale = on_stale
         self.on_status = on_status
+        self.on_idle = on_idle
         # Never more than the broker's in-flight window plus status/event traffic.
         self.inbox: queue.Queue[Message] = queue.Queue(maxsize=settings.receive_maximum + 10_000)
         self.db_ok = False
@@ -81,6 +83,8 @@ class BatchWriter:
             if batch:
                 self._process(batch, stop)
             self._maybe_check_stale()
+            if self.on_idle is not None:
+                self.on_idle()
 
     def _connect(self, stop: threading.Event) -> None:
         delay = 0.2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 import os
 import subprocess
 import sys
@@ -95,9 +96,15 @@ class Gateway:
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
         self._last: mqtt.MQTTMessageInfo | None = None
+        self._window: deque[mqtt.MQTTMessageInfo] = deque()
 
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        # paho keeps at most 65,535 unacknowledged QoS 1 messages (packet ids): wait for old
+        # ones before queueing many more.
+        if len(self._window) >= 20_000:
+            self._window.popleft().wait_for_publish(60)
         self._last = self.client.publish(topic, payload, qos=qos)
+        self._window.append(self._last)
 
     def publish_many(self, messages: Iterable[tuple[str, bytes]]) -> int:
         n = 0
