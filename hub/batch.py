@@ -65,7 +65,7 @@ def prepare(
     seen: dict[tuple[UUID, datetime], float] = {}
     oldest = now - max_lateness
     for msg in messages:
-        parsed = _topic(msg.topic)
+        parsed = meter_topic(msg.topic)
         if parsed is None or parsed[1] != "readings":
             out.dead.append(
                 DeadLetter(
@@ -128,7 +128,7 @@ def prepare(
 
 
 @functools.lru_cache(maxsize=65536)
-def _topic(topic: str) -> tuple[UUID, str] | None:
+def meter_topic(topic: str) -> tuple[UUID, str] | None:
     # One parse per meter, not per message: a fleet's topics repeat all day.
     return parse_meter_topic(topic)
 

@@ -12,7 +12,7 @@ import msgspec
 from hub.energy import hour_floor
 from hub.protocol import live_topic
 from hub.registry import DeviceRegistry
-from hub.storage import BatchOutcome
+from hub.rollup_store import RollupOutcome
 
 Publish = Callable[[str, bytes, int], None]
 
@@ -46,7 +46,7 @@ class LivePublisher:
         self._last_sent: dict[UUID, float] = {}
         self._pending: dict[UUID, LiveEvent] = {}
 
-    def __call__(self, outcome: BatchOutcome) -> None:
+    def __call__(self, outcome: RollupOutcome) -> None:
         now = time.monotonic()
         hours = {rw.device_id: rw for rw in outcome.rewrites}
         for device_id, reading in outcome.latest.items():

@@ -52,6 +52,9 @@ class HubMetrics:
         self.flush_failures = Counter(
             "hub_flush_failures", "Batches whose commit failed and was retried", registry=r
         )
+        self.rollups = Counter(
+            "hub_device_rollups", "Device hour recomputations (coalesced)", registry=r
+        )
         self.alerts = Counter("hub_alerts_raised", "Alerts raised, by kind", ["kind"], registry=r)
         self.mqtt_connected = Gauge(
             "hub_mqtt_connected", "1 while connected to the broker", registry=r

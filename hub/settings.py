@@ -32,6 +32,7 @@ class HubSettings:
     stale_intervals: float = 3.0
     status_check_interval_s: float = 5.0
     live_min_interval_s: float = 1.0
+    rollup_interval_s: float = 2.0
     session_expiry_s: int = 7 * 24 * 3600
 
 
@@ -84,4 +85,5 @@ def load_settings(env: Mapping[str, str]) -> HubSettings:
         stale_intervals=_float(env, "HUB_STALE_INTERVALS", 3.0),
         status_check_interval_s=_float(env, "HUB_STATUS_CHECK_INTERVAL_S", 5.0),
         live_min_interval_s=_float(env, "HUB_LIVE_MIN_INTERVAL_S", 1.0),
+        rollup_interval_s=_float(env, "HUB_ROLLUP_INTERVAL_S", 2.0),
     )

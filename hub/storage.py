@@ -1,16 +1,22 @@
-"""PostgreSQL side of the hub: one connection, one transaction per batch.
+"""PostgreSQL side of the hub: one connection, two kinds of transaction.
 
-A batch is committed whole or not at all: readings (COPY, idempotent on (device_id, ts)),
-the hourly rows it changes, dead letters and device last-seen times. Only after the commit are
-its MQTT messages acknowledged, so a crash at any instant loses nothing (the broker redelivers)
-and counts nothing twice (the key absorbs the redelivery).
+Ingest (``commit_batch``): a batch is committed whole or not at all — readings (COPY,
+idempotent on (device_id, ts)), a rollup mark for each device that got new readings, dead
+letters and device last-seen times. Only after the commit are its MQTT messages acknowledged,
+so a crash at any instant loses nothing (the broker redelivers) and counts nothing twice (the
+key absorbs the redelivery).
+
+Rollup (``rollup_pending``): takes marked devices (SKIP LOCKED, so hub replicas share the work),
+recomputes their hours from the readings and clears the marks, in one transaction. Many
+readings of a device between two rollups cost one recompute: rollup work grows with the number
+of active devices, not with the reading rate.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -18,46 +24,29 @@ from uuid import UUID
 import psycopg
 
 from hub.batch import DeadLetter, PreparedBatch, conflict_letter, same_value
-from hub.energy import MeterReading
 from hub.protocol import Reading, encode_reading, readings_topic, truncate_payload
 from hub.registry import DeviceInfo
-from hub.rollup import NeedLongerHistory, Rewrite, cumulative_rewrite, interval_rewrite
 
 TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS _incoming (
     device_id uuid, ts timestamptz, energy_kwh float8, seq int8, power_w float8
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS _rewrite (device_id uuid, from_hour timestamptz)
-    ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS _hourly (
-    device_id uuid, hour timestamptz, energy_kwh float8, quality text, readings int4
-) ON COMMIT DELETE ROWS;
-"""
-
-# For each device: the readings from two readings before the hour of the reading that
-# precedes the first new one — the anchor and its predecessor in the usual case; a run of
-# drops that needs more raises NeedLongerHistory and reloads the whole series.
-LOAD_SUFFIXES = """
-SELECT f.device_id, r.ts, r.energy_kwh, (b.s IS NULL) AS from_start
-FROM unnest(%s::uuid[], %s::timestamptz[]) AS f(device_id, t0)
-LEFT JOIN LATERAL (
-    SELECT date_trunc('hour', max(p.ts)) AS h FROM readings p
-    WHERE p.device_id = f.device_id AND p.ts < f.t0
-) AS prev ON true
-LEFT JOIN LATERAL (
-    SELECT q.ts AS s FROM readings q
-    WHERE q.device_id = f.device_id AND q.ts < prev.h
-    ORDER BY q.ts DESC OFFSET 1 LIMIT 1
-) AS b ON true
-JOIN readings r ON r.device_id = f.device_id AND r.ts >= coalesce(b.s, '-infinity')
-ORDER BY f.device_id, r.ts
 """
 
 
 def pg_array(values: Iterable[object]) -> str:
     """A PostgreSQL array literal of UUIDs or timestamps: far cheaper to send than a list
     parameter, which psycopg adapts element by element."""
-    return "{" + ",".join(f'"{v}"' for v in values) + "}"
+    return "{" + ",".join([_quoted(v) for v in values]) + "}"
+
+
+@functools.lru_cache(maxsize=100_000)
+def _uuid_text(value: UUID) -> str:
+    return f'"{value}"'  # formatting a UUID is slow; a fleet's ids repeat all day
+
+
+def _quoted(value: object) -> str:
+    return _uuid_text(value) if isinstance(value, UUID) else f'"{value}"'
 
 
 DEVICE_COLUMNS = "id, owner_id, max_hourly_kwh, meter_kind, rated_power_w, interval_s"
@@ -79,11 +68,6 @@ class BatchOutcome:
     stored: int = 0
     duplicates: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
-    rewrites: list[Rewrite] = field(default_factory=list)
-    latest: dict[UUID, Reading] = field(default_factory=dict)  # newest stored reading per device
-
-
-AfterRollup = Callable[[psycopg.Connection[tuple[object, ...]], list[Rewrite]], None]
 
 
 class PgStorage:
@@ -129,23 +113,16 @@ class PgStorage:
                 ).fetchall()
         return [_device(r) for r in rows]
 
-    def commit_batch(
-        self,
-        batch: PreparedBatch,
-        devices: Callable[[UUID], DeviceInfo | None],
-        after_rollup: AfterRollup | None = None,
-    ) -> BatchOutcome:
+    def commit_batch(self, batch: PreparedBatch) -> BatchOutcome:
         out = BatchOutcome(duplicates=batch.duplicates, dead=list(batch.dead))
         conn = self.conn
         with conn.transaction():
             readings = batch.readings
             if readings:
-                readings = self._lock_devices(conn, readings, out)
+                readings = self._known_devices(conn, readings, out)
             if readings:
                 inserted = self._insert(conn, readings, out)
-                out.rewrites = self._rollup(conn, inserted, devices, out)
-                if after_rollup is not None:
-                    after_rollup(conn, out.rewrites)
+                self._mark_dirty(conn, inserted)
                 self._touch_status(conn, sorted({r.device_id for r in readings}))
             if out.dead:
                 with conn.cursor().copy(
@@ -155,19 +132,17 @@ class PgStorage:
                         copy.write_row((d.topic, d.device_id, d.reason, d.detail, d.payload))
         return out
 
-    def _lock_devices(
+    def _known_devices(
         self,
         conn: psycopg.Connection[tuple[object, ...]],
         readings: list[Reading],
         out: BatchOutcome,
     ) -> list[Reading]:
-        # Row locks in id order: rollups of one device are serialised across hub replicas
-        # (each sees the other's committed readings), without deadlocks. It also tells which
-        # devices still exist: one deleted since the registry saw it must not fail the batch.
-        ids = sorted({r.device_id for r in readings})
+        # A device deleted since the registry saw it must not fail the batch (the readings'
+        # foreign key would): its readings are dead-lettered instead.
+        ids = {r.device_id for r in readings}
         rows = conn.execute(
-            "SELECT id FROM devices WHERE id = ANY(%s::uuid[]) ORDER BY id FOR NO KEY UPDATE",
-            (pg_array(ids),),
+            "SELECT id FROM devices WHERE id = ANY(%s::uuid[])", (pg_array(ids),)
         ).fetchall()
         existing = {r[0] for r in rows}
         if len(existing) == len(ids):
@@ -223,93 +198,26 @@ class PgStorage:
                     out.duplicates += 1
                 else:
                     out.dead.append(conflict_letter(readings_topic(r.device_id), r, value))
-        for r in inserted:
-            latest = out.latest.get(r.device_id)
-            if latest is None or r.ts > latest.ts:
-                out.latest[r.device_id] = r
         return inserted
 
-    def _rollup(
-        self,
-        conn: psycopg.Connection[tuple[object, ...]],
-        inserted: Sequence[Reading],
-        devices: Callable[[UUID], DeviceInfo | None],
-        out: BatchOutcome,
-    ) -> list[Rewrite]:
+    def _mark_dirty(
+        self, conn: psycopg.Connection[tuple[object, ...]], inserted: Sequence[Reading]
+    ) -> None:
         firsts: dict[UUID, datetime] = {}
         for r in inserted:
             t0 = firsts.get(r.device_id)
             if t0 is None or r.ts < t0:
                 firsts[r.device_id] = r.ts
         if not firsts:
-            return []
-        ids = list(firsts)
-        series: dict[UUID, list[MeterReading]] = defaultdict(list)
-        from_start: dict[UUID, bool] = {}
-        for device_id, ts, energy, start in conn.execute(
-            LOAD_SUFFIXES, (pg_array(ids), pg_array(firsts[i] for i in ids))
-        ):
-            series[device_id].append(MeterReading(ts, energy))  # type: ignore[index, arg-type]
-            from_start[device_id] = bool(start)  # type: ignore[index]
-        rewrites: list[Rewrite] = []
-        for device_id, t0 in firsts.items():
-            info = devices(device_id)
-            suffix = series[device_id]
-            if info is not None and info.meter_kind == "interval":
-                rewrites.append(interval_rewrite(device_id, suffix, t0))
-                continue
-            rated = info.rated_power_w if info is not None else None
-            try:
-                rw = cumulative_rewrite(
-                    device_id,
-                    suffix,
-                    t0,
-                    rated_power_w=rated,
-                    starts_at_first_reading=from_start[device_id],
-                )
-            except NeedLongerHistory:
-                whole = [
-                    MeterReading(ts, energy)  # type: ignore[arg-type]
-                    for ts, energy in conn.execute(
-                        "SELECT ts, energy_kwh FROM readings WHERE device_id = %s ORDER BY ts",
-                        (device_id,),
-                    )
-                ]
-                rw = cumulative_rewrite(
-                    device_id, whole, t0, rated_power_w=rated, starts_at_first_reading=True
-                )
-            rewrites.append(rw)
-            for bad in rw.implausible:
-                reading = Reading(device_id, bad.reading.ts, bad.reading.energy_kwh)
-                out.dead.append(
-                    DeadLetter(
-                        readings_topic(device_id),
-                        device_id,
-                        "implausible",
-                        f"implies {bad.implied_power_w:.0f} W > rated {rated} W",
-                        truncate_payload(encode_reading(reading)),
-                    )
-                )
-        with conn.cursor().copy("COPY _rewrite (device_id, from_hour) FROM STDIN") as copy:
-            for rw in rewrites:
-                copy.write_row((rw.device_id, rw.from_hour))
-        with conn.cursor().copy(
-            "COPY _hourly (device_id, hour, energy_kwh, quality, readings) FROM STDIN"
-        ) as copy:
-            for rw in rewrites:
-                for row in rw.rows:
-                    copy.write_row(
-                        (rw.device_id, row.hour, row.energy_kwh, row.quality, row.readings)
-                    )
+            return
+        ids = sorted(firsts)  # one lock order for every hub: no deadlocks between replicas
         conn.execute(
-            "DELETE FROM hourly_energy h USING _rewrite w"
-            " WHERE h.device_id = w.device_id AND h.hour >= w.from_hour"
+            "INSERT INTO rollup_dirty (device_id, from_ts)"
+            " SELECT * FROM unnest(%s::uuid[], %s::timestamptz[]) ORDER BY 1"
+            " ON CONFLICT (device_id) DO UPDATE"
+            " SET from_ts = least(rollup_dirty.from_ts, excluded.from_ts)",
+            (pg_array(ids), pg_array(firsts[i].isoformat() for i in ids)),
         )
-        conn.execute(
-            "INSERT INTO hourly_energy (device_id, hour, energy_kwh, quality, readings)"
-            " SELECT device_id, hour, energy_kwh, quality, readings FROM _hourly"
-        )
-        return rewrites
 
     def _touch_status(self, conn: psycopg.Connection[tuple[object, ...]], ids: list[UUID]) -> None:
         """A reading is a sign of life: last_seen now; an offline meter comes back online."""

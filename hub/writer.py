@@ -20,7 +20,7 @@ from uuid import UUID
 
 import psycopg
 
-from hub.batch import DeadLetter, Message, PreparedBatch, prepare
+from hub.batch import DeadLetter, Message, PreparedBatch, meter_topic, prepare
 from hub.metrics import HubMetrics
 from hub.protocol import (
     DEVICE_EVENTS_TOPIC,
@@ -31,13 +31,14 @@ from hub.protocol import (
     truncate_payload,
 )
 from hub.registry import DeviceRegistry
+from hub.rollup_store import AfterRollup, RollupOutcome, rollup_pending
 from hub.settings import HubSettings
-from hub.storage import AfterRollup, BatchOutcome, PgStorage
+from hub.storage import BatchOutcome, PgStorage
 
 log = logging.getLogger("hub.writer")
 
 Ack = Callable[[int, int], None]
-AfterCommit = Callable[[BatchOutcome], None]
+AfterCommit = Callable[[RollupOutcome], None]
 
 
 class BatchWriter:
@@ -69,6 +70,7 @@ class BatchWriter:
         self.inbox: queue.Queue[Message] = queue.Queue(maxsize=settings.receive_maximum + 10_000)
         self.db_ok = False
         self._next_stale_check = 0.0
+        self._next_rollup = 0.0
 
     def submit(self, msg: Message) -> None:
         self.inbox.put(msg)
@@ -82,6 +84,7 @@ class BatchWriter:
             batch = self._take(timeout=0.2)
             if batch:
                 self._process(batch, stop)
+            self._maybe_rollup()
             self._maybe_check_stale()
             if self.on_idle is not None:
                 self.on_idle()
@@ -137,7 +140,7 @@ class BatchWriter:
     # --- readings -----------------------------------------------------------------------------
 
     def _prepare(self, messages: Sequence[Message]) -> PreparedBatch:
-        ids = {p[0] for m in messages if (p := parse_meter_topic(m.topic)) is not None}
+        ids = {p[0] for m in messages if (p := meter_topic(m.topic)) is not None}
         unknown = self.registry.missing(ids)
         if unknown:  # created a moment ago, its event not here yet: ask the database
             self.registry.update(self.storage.load_devices(unknown))
@@ -156,7 +159,7 @@ class BatchWriter:
             started = time.perf_counter()
             try:
                 prepared = self._prepare(messages)
-                outcome = self.storage.commit_batch(prepared, self.registry.get, self.after_rollup)
+                outcome = self.storage.commit_batch(prepared)
             except psycopg.OperationalError as exc:
                 self._db_down(exc)
                 if stop.is_set():
@@ -199,7 +202,7 @@ class BatchWriter:
         prepared = PreparedBatch(dead=[letter])
         while not stop.is_set():
             try:
-                outcome = self.storage.commit_batch(prepared, self.registry.get)
+                outcome = self.storage.commit_batch(prepared)
             except psycopg.Error as exc:
                 self._db_down(exc)
                 stop.wait(1.0)
@@ -233,8 +236,36 @@ class BatchWriter:
             log.info("database is back")
         self.db_ok = True
         m.db_ok.set(1)
-        if self.after_commit is not None:
-            self.after_commit(outcome)
+
+    # --- rollup -------------------------------------------------------------------------------
+
+    def _maybe_rollup(self) -> None:
+        """Recompute marked devices' hours: at once when idle, at most every
+        ``rollup_interval_s`` under load (so a busy device costs one recompute per interval,
+        not one per reading)."""
+        now = time.monotonic()
+        if not self.db_ok or (self.inbox.qsize() > 0 and now < self._next_rollup):
+            return
+        self._next_rollup = now + self.settings.rollup_interval_s
+        while True:
+            try:
+                outcome = rollup_pending(
+                    self.storage.conn, self.registry.get, after_rollup=self.after_rollup
+                )
+            except psycopg.OperationalError as exc:
+                self._db_down(exc)
+                return
+            except psycopg.Error as exc:
+                log.error("rollup failed (%s); will retry", exc)
+                self.storage.reset()
+                return
+            for letter in outcome.dead:
+                self.metrics.rejected.labels(letter.reason).inc()
+            self.metrics.rollups.inc(len(outcome.rewrites))
+            if self.after_commit is not None and outcome.rewrites:
+                self.after_commit(outcome)
+            if len(outcome.rewrites) < 5000:
+                return
 
     def _db_down(self, exc: Exception) -> None:
         if self.db_ok:

@@ -177,6 +177,14 @@ def count(dsn: str, sql: str, params: Sequence[Any] = ()) -> int:
     return int(row[0]) if row else 0
 
 
+def wait_rolled_up(dsn: str, timeout: float = 30) -> None:
+    """Readings are committed with a rollup mark; hours are final once no mark is left."""
+    from tests.helpers import wait_for
+
+    wait_for(lambda: count(dsn, "SELECT count(*) FROM rollup_dirty") == 0, timeout=timeout,
+             what="the hourly rollup to catch up")
+
+
 def stored_hours(dsn: str, device_id: uuid.UUID) -> dict[Any, tuple[float, str]]:
     with psycopg.connect(dsn) as conn:
         rows = conn.execute(

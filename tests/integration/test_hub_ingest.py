@@ -24,6 +24,7 @@ from tests.hubkit import (
     hub_process,
     start_hub,
     stored_hours,
+    wait_rolled_up,
 )
 
 SENSOR_CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "sensor.csv"
@@ -46,6 +47,7 @@ def expected_hours(points: list[tuple[datetime, float]]) -> dict[datetime, float
 
 
 def assert_hours_match(dsn: str, device: uuid.UUID, points: list[tuple[datetime, float]]) -> None:
+    wait_rolled_up(dsn)
     stored = stored_hours(dsn, device)
     expected = expected_hours(points)
     assert set(stored) == set(expected), device
@@ -193,6 +195,7 @@ def test_replaying_sensor_csv_in_classic_format_gives_the_index_differences(
             timeout=60,
             what="every reading",
         )
+        wait_rolled_up(database_url)
         for d in devices:
             hours = stored_hours(database_url, d)
             # A reading at hh:00 falls in hour hh: hour h gets readings 6h+1 .. 6h+6, so its
