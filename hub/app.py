@@ -6,6 +6,7 @@ import logging
 import threading
 from typing import Any
 
+from hub.alert_store import AlertEngine
 from hub.http import HealthServer
 from hub.live import LivePublisher
 from hub.metrics import HubMetrics
@@ -26,14 +27,15 @@ class Hub:
         self.storage = PgStorage(settings.database_url)
         self.mqtt = HubMqtt(settings, self._deliver)
         self.live = LivePublisher(self.mqtt.publish, self.registry, settings.live_min_interval_s)
+        self.alerts = AlertEngine(self.registry, self.mqtt.publish, self.metrics)
         self.writer = BatchWriter(
             settings,
             self.storage,
             self.registry,
             self.metrics,
             self.mqtt.ack,
-            after_commit=self.live,
-            on_idle=self.live.flush,
+            live=self.live,
+            alerts=self.alerts,
         )
         self.http = HealthServer(
             settings.http_host, settings.http_port, self.metrics.registry, self.health

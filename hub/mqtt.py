@@ -143,3 +143,6 @@ class HubMqtt:
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+        # paho 2.2's loop_stop leaves the wake-up socket pair of loop_start open when the
+        # thread ends on a disconnect that raced a reconnect; close it (idempotent).
+        self.client._reset_sockets(sockpair_only=True)

@@ -68,6 +68,7 @@ class BatchOutcome:
     stored: int = 0
     duplicates: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
+    back_online: list[UUID] = field(default_factory=list)  # offline meters that sent a reading
 
 
 class PgStorage:
@@ -123,7 +124,7 @@ class PgStorage:
             if readings:
                 inserted = self._insert(conn, readings, out)
                 self._mark_dirty(conn, inserted)
-                self._touch_status(conn, sorted({r.device_id for r in readings}))
+                out.back_online = self._touch_status(conn, sorted({r.device_id for r in readings}))
             if out.dead:
                 with conn.cursor().copy(
                     "COPY dead_letters (topic, device_id, reason, detail, payload) FROM STDIN"
@@ -219,7 +220,9 @@ class PgStorage:
             (pg_array(ids), pg_array(firsts[i].isoformat() for i in ids)),
         )
 
-    def _touch_status(self, conn: psycopg.Connection[tuple[object, ...]], ids: list[UUID]) -> None:
+    def _touch_status(
+        self, conn: psycopg.Connection[tuple[object, ...]], ids: list[UUID]
+    ) -> list[UUID]:
         """A reading is a sign of life: last_seen now; an offline meter comes back online."""
         back = conn.execute(
             "UPDATE device_status SET state = 'online', since = now(), last_seen = now()"
@@ -238,6 +241,7 @@ class PgStorage:
             " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
             (pg_array(ids),),
         )
+        return [r[0] for r in back]  # type: ignore[misc]
 
     def set_status(self, device_id: UUID, state: str, reason: str) -> bool:
         """Record a status from the meter's status topic; True if it changed."""

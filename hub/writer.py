@@ -20,7 +20,9 @@ from uuid import UUID
 
 import psycopg
 
+from hub.alert_store import AlertEngine
 from hub.batch import DeadLetter, Message, PreparedBatch, meter_topic, prepare
+from hub.live import LivePublisher
 from hub.metrics import HubMetrics
 from hub.protocol import (
     DEVICE_EVENTS_TOPIC,
@@ -31,14 +33,13 @@ from hub.protocol import (
     truncate_payload,
 )
 from hub.registry import DeviceRegistry
-from hub.rollup_store import AfterRollup, RollupOutcome, rollup_pending
+from hub.rollup_store import rollup_pending
 from hub.settings import HubSettings
 from hub.storage import BatchOutcome, PgStorage
 
 log = logging.getLogger("hub.writer")
 
 Ack = Callable[[int, int], None]
-AfterCommit = Callable[[RollupOutcome], None]
 
 
 class BatchWriter:
@@ -50,22 +51,16 @@ class BatchWriter:
         metrics: HubMetrics,
         ack: Ack,
         *,
-        after_rollup: AfterRollup | None = None,
-        after_commit: AfterCommit | None = None,
-        on_stale: Callable[[list[UUID]], None] | None = None,
-        on_status: Callable[[UUID, str], None] | None = None,
-        on_idle: Callable[[], None] | None = None,
+        live: LivePublisher | None = None,
+        alerts: AlertEngine | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.registry = registry
         self.metrics = metrics
         self.ack = ack
-        self.after_rollup = after_rollup
-        self.after_commit = after_commit
-        self.on_stale = on_stale
-        self.on_status = on_status
-        self.on_idle = on_idle
+        self.live = live
+        self.alerts = alerts
         # Never more than the broker's in-flight window plus status/event traffic.
         self.inbox: queue.Queue[Message] = queue.Queue(maxsize=settings.receive_maximum + 10_000)
         self.db_ok = False
@@ -86,8 +81,8 @@ class BatchWriter:
                 self._process(batch, stop)
             self._maybe_rollup()
             self._maybe_check_stale()
-            if self.on_idle is not None:
-                self.on_idle()
+            if self.live is not None:
+                self.live.flush()
 
     def _connect(self, stop: threading.Event) -> None:
         delay = 0.2
@@ -231,6 +226,7 @@ class BatchWriter:
                 m.conflicts.inc()
             m.rejected.labels(letter.reason.split(":")[0]).inc()
         m.flush_seconds.observe(seconds)
+        self._status_alerts(outcome.back_online, "online")
         m.batch_size.observe(len(messages))
         if not self.db_ok:
             log.info("database is back")
@@ -250,7 +246,9 @@ class BatchWriter:
         while True:
             try:
                 outcome = rollup_pending(
-                    self.storage.conn, self.registry.get, after_rollup=self.after_rollup
+                    self.storage.conn,
+                    self.registry.get,
+                    after_rollup=self.alerts.after_rollup if self.alerts else None,
                 )
             except psycopg.OperationalError as exc:
                 self._db_down(exc)
@@ -262,8 +260,10 @@ class BatchWriter:
             for letter in outcome.dead:
                 self.metrics.rejected.labels(letter.reason).inc()
             self.metrics.rollups.inc(len(outcome.rewrites))
-            if self.after_commit is not None and outcome.rewrites:
-                self.after_commit(outcome)
+            if self.alerts is not None:
+                self.alerts.publish_pending()
+            if self.live is not None and outcome.rewrites:
+                self.live(outcome)
             if len(outcome.rewrites) < 5000:
                 return
 
@@ -304,8 +304,8 @@ class BatchWriter:
         else:
             return
         self.ack(msg.mid, msg.qos)
-        if changed and self.on_status is not None:
-            self.on_status(parsed[0], state)
+        if changed:
+            self._status_alerts([parsed[0]], state)
 
     def _device_event(self, msg: Message) -> None:
         try:
@@ -324,5 +324,19 @@ class BatchWriter:
         except psycopg.Error as exc:
             self._db_down(exc)
             return
-        if stale and self.on_stale is not None:
-            self.on_stale(stale)
+        self._status_alerts(stale, "offline")
+        if self.alerts is not None:
+            try:
+                self.alerts.close_hours(self.storage.conn)
+            except psycopg.Error as exc:
+                self._db_down(exc)
+
+    def _status_alerts(self, device_ids: list[UUID], state: str) -> None:
+        if self.alerts is None or not device_ids:
+            return
+        try:
+            self.alerts.status_changed(self.storage.conn, device_ids, state)
+        except psycopg.Error as exc:
+            # The status itself is recorded; only its alert is lost: say so, do not stop.
+            log.error("could not record %s alerts for %d devices: %s", state, len(device_ids), exc)
+            self.storage.reset()

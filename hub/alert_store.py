@@ -1,0 +1,212 @@
+"""Alerts: persisted in the rollup's transaction, published after it commits.
+
+At most one alert per (device, hour, kind) whichever hub replica evaluates it: the unique
+index decides (INSERT … ON CONFLICT), and only the transaction that inserted (or re-opened a
+retracted one) publishes. Delivery: ``ems/v1/events/alerts/{owner}``; a device with no owner
+publishes under the nil UUID, which portals deliver to administrators only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+import psycopg
+
+from hub.alerts import evaluate
+from hub.metrics import HubMetrics
+from hub.protocol import alerts_topic
+from hub.registry import DeviceRegistry
+from hub.rollup_store import RollupOutcome
+from hub.storage import pg_array
+
+log = logging.getLogger("hub.alerts")
+Conn = psycopg.Connection[tuple[object, ...]]
+Publish = Callable[[str, bytes, int], None]
+NO_OWNER = UUID(int=0)
+
+_NAMES = (
+    "id",
+    "device_id",
+    "user_id",
+    "kind",
+    "hour",
+    "limit_kwh",
+    "value_kwh",
+    "projected_kwh",
+    "final_kwh",
+    "late",
+    "status",
+    "raised_at",
+    "updated_at",
+)
+COLUMNS = ", ".join(_NAMES)
+QUALIFIED = ", ".join(f"a.{name}" for name in _NAMES)
+
+RAISE = f"""
+INSERT INTO alerts AS a (device_id, user_id, kind, hour, limit_kwh, value_kwh, projected_kwh,
+                         late)
+SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::text[], %s::timestamptz[], %s::float8[],
+                     %s::float8[], %s::float8[], %s::bool[])
+ON CONFLICT (device_id, hour, kind) WHERE hour IS NOT NULL DO UPDATE
+    SET status = 'open', value_kwh = excluded.value_kwh, late = excluded.late,
+        raised_at = now(), updated_at = now(), acknowledged_at = NULL, acknowledged_by = NULL
+    WHERE a.status = 'retracted'
+RETURNING {QUALIFIED}
+"""
+
+RETRACT = f"""
+UPDATE alerts a SET status = 'retracted', final_kwh = x.energy, updated_at = now()
+FROM unnest(%s::uuid[], %s::timestamptz[], %s::float8[]) AS x(device_id, hour, energy)
+WHERE a.device_id = x.device_id AND a.hour = x.hour AND a.kind = 'hourly_limit'
+  AND a.status <> 'retracted'
+RETURNING {QUALIFIED}
+"""
+
+FINAL = f"""
+UPDATE alerts a SET final_kwh = x.energy, updated_at = now()
+FROM unnest(%s::uuid[], %s::timestamptz[], %s::float8[]) AS x(device_id, hour, energy)
+WHERE a.device_id = x.device_id AND a.hour = x.hour AND a.kind = 'hourly_limit'
+  AND a.status <> 'retracted' AND a.final_kwh IS DISTINCT FROM x.energy
+RETURNING {QUALIFIED}
+"""
+
+CLOSE_HOURS = f"""
+UPDATE alerts a SET final_kwh = h.energy_kwh, updated_at = now()
+FROM hourly_energy h
+WHERE a.kind = 'hourly_limit' AND a.final_kwh IS NULL AND a.status <> 'retracted'
+  AND a.hour < date_trunc('hour', now()) AND h.device_id = a.device_id AND h.hour = a.hour
+RETURNING {QUALIFIED}
+"""
+
+STATUS = f"""
+INSERT INTO alerts (device_id, user_id, kind)
+SELECT id, owner_id, %s FROM devices WHERE id = ANY(%s::uuid[])
+RETURNING {COLUMNS}
+"""
+
+
+class AlertEvent(msgspec.Struct, frozen=True):
+    """Payload of ems/v1/events/alerts/{user_id}."""
+
+    event: str  # raised | updated | retracted
+    id: str
+    device_id: str
+    user_id: str | None
+    kind: str
+    hour: datetime | None
+    limit_kwh: float | None
+    value_kwh: float | None
+    projected_kwh: float | None
+    final_kwh: float | None
+    late: bool
+    status: str
+    raised_at: datetime
+    updated_at: datetime
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+def _event(event: str, row: tuple[Any, ...]) -> AlertEvent:
+    return AlertEvent(
+        event, str(row[0]), str(row[1]), None if row[2] is None else str(row[2]), *row[3:]
+    )
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        registry: DeviceRegistry,
+        publish: Publish,
+        metrics: HubMetrics,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._registry = registry
+        self._publish = publish
+        self._metrics = metrics
+        self._clock = clock
+        self._pending: list[AlertEvent] = []
+
+    def after_rollup(self, conn: Conn, outcome: RollupOutcome) -> None:
+        """Inside the rollup transaction: evaluate the rewritten hours, persist decisions."""
+        self._pending = []
+        now = self._clock()
+        raised: list[tuple[Any, ...]] = []
+        retract: list[tuple[UUID, datetime, float]] = []
+        final: list[tuple[UUID, datetime, float]] = []
+        for rw in outcome.rewrites:
+            info = self._registry.get(rw.device_id)
+            if info is None:
+                continue
+            latest = outcome.latest.get(rw.device_id)
+            for d in evaluate(info.max_hourly_kwh, rw.rows, latest.ts if latest else None, now):
+                if d.kind == "retract":
+                    retract.append((rw.device_id, d.hour, d.value_kwh))
+                    continue
+                raised.append(
+                    (
+                        rw.device_id,
+                        info.owner_id,
+                        d.kind,
+                        d.hour,
+                        info.max_hourly_kwh,
+                        d.value_kwh,
+                        d.projected_kwh,
+                        d.late,
+                    )
+                )
+                if d.late:
+                    final.append((rw.device_id, d.hour, d.value_kwh))
+        if raised:
+            cols = list(zip(*raised, strict=True))
+            params = [
+                pg_array(cols[0]),
+                "{" + ",".join("NULL" if v is None else f'"{v}"' for v in cols[1]) + "}",
+                pg_array(cols[2]),
+                pg_array(h.isoformat() for h in cols[3]),
+                pg_array(cols[4]),
+                pg_array(cols[5]),
+                "{" + ",".join("NULL" if v is None else repr(v) for v in cols[6]) + "}",
+                "{" + ",".join("t" if v else "f" for v in cols[7]) + "}",
+            ]
+            for row in conn.execute(RAISE, params):
+                self._pending.append(_event("raised", row))
+                self._metrics.alerts.labels(str(row[3])).inc()
+        for sql, rows, name in ((RETRACT, retract, "retracted"), (FINAL, final, "updated")):
+            if rows:
+                ids, hours, energy = zip(*rows, strict=True)
+                params = [pg_array(ids), pg_array(h.isoformat() for h in hours), pg_array(energy)]
+                self._pending += [_event(name, row) for row in conn.execute(sql, params)]
+
+    def publish_pending(self) -> None:
+        """After the commit: now the alerts exist for every reader, push them live."""
+        pending, self._pending = self._pending, []
+        for event in pending:
+            self._send(event)
+
+    def close_hours(self, conn: Conn) -> None:
+        """Record the final value of alerts whose hour has closed (its own transaction)."""
+        with conn.transaction():
+            rows = conn.execute(CLOSE_HOURS).fetchall()
+        for row in rows:
+            self._send(_event("updated", row))
+
+    def status_changed(self, conn: Conn, device_ids: list[UUID], state: str) -> None:
+        """Offline (last will, staleness) or back online: an alert with history."""
+        if not device_ids:
+            return
+        kind = "offline" if state == "offline" else "online"
+        with conn.transaction():
+            rows = conn.execute(STATUS, (kind, pg_array(device_ids))).fetchall()
+        for row in rows:
+            self._metrics.alerts.labels(kind).inc()
+            self._send(_event("raised", row))
+
+    def _send(self, event: AlertEvent) -> None:
+        owner = UUID(event.user_id) if event.user_id else NO_OWNER
+        self._publish(alerts_topic(owner), _encode(event), 1)
