@@ -65,7 +65,7 @@ def test_two_hub_replicas_raise_exactly_one_alert_per_device_hour(database_url, 
         assert all(h.metrics.stored._value.get() > 0 for h in hubs), "both hubs must ingest"
         limit_alerts = [a for a in alerts(database_url, device) if a[0] == "hourly_limit"]
         assert len(limit_alerts) == 1
-        kind, hour, status, late, value, _final, user = limit_alerts[0]
+        _kind, hour, status, late, value, _final, user = limit_alerts[0]
         assert (hour, status, late, user) == (start, "open", True, owner)
         assert value > 5.0
         raised = wait_for(
