@@ -2,17 +2,42 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from litestar import Litestar, MediaType, get
+from litestar import Litestar, MediaType, Router, get
+from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Response
+from litestar.static_files import create_static_files_router
+from litestar.template import TemplateConfig
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from portal.audit.controllers import AuditController
+from portal.auth.authenticator import Authenticator
+from portal.auth.controllers import AuthController, MeController
+from portal.auth.guards import csrf_protect, requires_login
+from portal.auth.middleware import AuthenticationMiddleware
+from portal.broker_link import BrokerLink
+from portal.db import session_factory
+from portal.deps import dependencies
+from portal.devices.controllers import DeviceController
+from portal.errors import exception_handlers
+from portal.pages import page_routers
 from portal.settings import PortalSettings
+from portal.users.controllers import UserController
+
+HERE = Path(__file__).resolve().parent
+log = logging.getLogger("portal")
 
 
 def create_app(settings: PortalSettings) -> Litestar:
@@ -21,15 +46,23 @@ def create_app(settings: PortalSettings) -> Litestar:
     engine: AsyncEngine = create_async_engine(
         settings.async_database_url, pool_size=settings.db_pool_size, pool_pre_ping=True
     )
+    authenticator = Authenticator(engine, settings.jwt_secret, ttl_s=settings.auth_cache_ttl_s)
+    broker = BrokerLink(settings)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
+        # The broker connection is supervised in the background: the portal serves pages and
+        # reads while the broker is away; only credential changes need it (503 meanwhile).
+        supervisor = asyncio.create_task(broker.run(), name="broker-link")
         try:
             yield
         finally:
+            supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervisor
             await engine.dispose()
 
-    @get("/health", media_type=MediaType.JSON, include_in_schema=False)
+    @get("/health", media_type=MediaType.JSON, include_in_schema=False, opt={"public": True})
     async def health() -> Response[dict[str, str]]:
         requests_total.inc()
         try:
@@ -39,12 +72,59 @@ def create_app(settings: PortalSettings) -> Litestar:
             return Response({"status": "degraded", "database": type(exc).__name__}, status_code=503)
         return Response({"status": "ok", "database": "ok", "instance": settings.instance_id})
 
-    @get("/metrics", include_in_schema=False)
+    @get("/metrics", include_in_schema=False, opt={"public": True})
     async def metrics() -> Response[bytes]:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
+    static = create_static_files_router(
+        path="/static", directories=[HERE / "static"], opt={"public": True}
+    )
     return Litestar(
-        route_handlers=[health, metrics],
+        route_handlers=[
+            health,
+            metrics,
+            static,
+            AuthController,
+            MeController,
+            UserController,
+            DeviceController,
+            AuditController,
+            *page_routers(),
+        ],
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="EMS portal", version="1.0.0", path="/schema"),
+        state=State(
+            {
+                "settings": settings,
+                "db_sessions": session_factory(engine),
+                "authenticator": authenticator,
+                "broker": broker,
+            }
+        ),
+        dependencies=dependencies(),
+        middleware=[AuthenticationMiddleware(authenticator)],
+        guards=[requires_login, csrf_protect],
+        exception_handlers=exception_handlers(),
+        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        request_max_body_size=1_048_576,
+        openapi_config=OpenAPIConfig(
+            title="EMS portal",
+            version="1.0.0",
+            path="/schema",
+            # The JSON document only: the bundled UIs load their scripts from CDNs.
+            render_plugins=[JsonRenderPlugin(path=["/", "/openapi.json"])],
+            openapi_router=Router(
+                path="/schema", route_handlers=[], opt={"public": True}, include_in_schema=False
+            ),
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT",
+                        description="POST /api/v1/auth/login returns the token",
+                    )
+                }
+            ),
+            security=[{"BearerToken": []}],
+        ),
     )

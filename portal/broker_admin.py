@@ -76,15 +76,36 @@ class BrokerAdmin:
         await self._client.__aexit__(exc_type, exc, tb)
 
     async def _read(self) -> None:
-        async for message in self._client.messages:
-            try:
-                body = json.loads(bytes(message.payload))  # type: ignore[arg-type]
-            except (ValueError, TypeError):
-                continue
-            for response in body.get("responses", []):
-                future = self._pending.pop(str(response.get("correlationData")), None)
-                if future is not None and not future.done():
-                    future.set_result(response)
+        try:
+            async for message in self._client.messages:
+                try:
+                    body = json.loads(bytes(message.payload))
+                except (ValueError, TypeError):
+                    continue
+                for response in body.get("responses", []):
+                    future = self._pending.pop(str(response.get("correlationData")), None)
+                    if future is not None and not future.done():
+                        future.set_result(response)
+        finally:
+            # The connection is gone: waiting commands fail now instead of at their timeout.
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(BrokerAdminError("the broker connection was lost"))
+            self._pending.clear()
+
+    async def wait_closed(self) -> None:
+        """Return (or raise the connection's error) when the connection drops."""
+        if self._reader is not None:
+            await self._reader
+
+    async def publish(self, topic: str, payload: bytes, *, qos: int = 1) -> None:
+        """Publish on the same connection; with QoS 1, returns once the broker acknowledged."""
+        try:
+            await asyncio.wait_for(self._client.publish(topic, payload, qos=qos), self._timeout)
+        except TimeoutError:
+            raise BrokerAdminError(
+                f"the broker did not acknowledge a message on {topic} within {self._timeout:.0f} s"
+            ) from None
 
     async def command(self, **command: Any) -> dict[str, Any]:
         """Send one command and return its response; raise on an error response."""

@@ -30,6 +30,9 @@ class PortalSettings:
     login_max_failures: int = 10
     login_window_s: int = 300
     db_pool_size: int = 10
+    auth_cache_ttl_s: float = 1.0
+    broker_wait_s: float = 3.0
+    broker_timeout_s: float = 10.0
 
     @property
     def async_database_url(self) -> str:
@@ -62,6 +65,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+
+
 def _required(env: Mapping[str, str], name: str, *, min_length: int = 1) -> str:
     value = env.get(name, "")
     if not value or value.lower() in _PLACEHOLDERS:
@@ -90,4 +103,7 @@ def load_settings(env: Mapping[str, str]) -> PortalSettings:
         login_max_failures=_int(env, "PORTAL_LOGIN_MAX_FAILURES", 10),
         login_window_s=_int(env, "PORTAL_LOGIN_WINDOW_S", 300),
         db_pool_size=_int(env, "PORTAL_DB_POOL_SIZE", 10),
+        auth_cache_ttl_s=_float(env, "PORTAL_AUTH_CACHE_TTL_S", 1.0),
+        broker_wait_s=_float(env, "PORTAL_BROKER_WAIT_S", 3.0),
+        broker_timeout_s=_float(env, "PORTAL_BROKER_TIMEOUT_S", 10.0),
     )

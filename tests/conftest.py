@@ -23,6 +23,7 @@ from ems.broker import HUB_USER, PORTAL_USER, MosquittoServer
 from ems.postgres import PostgresServer
 from ems.procs import RunAs, free_port
 from migrations.runner import migrate
+from portal.settings import PortalSettings
 
 TEMPLATE_DB = "ems_template"
 
@@ -98,3 +99,26 @@ def broker(services_dir: Path, run_as: RunAs) -> Iterator[BrokerInfo]:
     server.start()
     yield BrokerInfo(server)
     server.stop()
+
+
+@pytest.fixture
+def portal_settings(database_url: str, broker: BrokerInfo) -> PortalSettings:
+    """Portal settings for this test's database and broker (replace fields as needed)."""
+    return PortalSettings(
+        database_url=database_url,
+        jwt_secret=secrets.token_urlsafe(32),
+        mqtt_username=broker.portal_user,
+        mqtt_password=broker.portal_password,
+        mqtt_host=broker.host,
+        mqtt_port=broker.port,
+    )
+
+
+@pytest.fixture
+def portal_admin(database_url: str) -> tuple[str, str]:
+    """An administrator (username, password) created the way `ems admin create` does."""
+    from ems.admin import ensure_admin
+
+    username, password = "root", "root-password-1"
+    ensure_admin(database_url, username, password)
+    return username, password

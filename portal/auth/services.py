@@ -1,0 +1,133 @@
+"""Login (rate-limited), logout (revocation) and self-registration."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portal.audit.services import record
+from portal.auth.authenticator import Authenticator
+from portal.auth.passwords import hash_password, verify_password
+from portal.auth.schemas import CurrentUser, RegisterRequest
+from portal.auth.tokens import IssuedToken, TokenClaims, issue_token
+from portal.db import login_failures, revoked_tokens, users
+from portal.errors import Conflict, Forbidden, NotAuthenticated, TooManyRequests
+from portal.settings import PortalSettings
+
+WRONG_CREDENTIALS = "wrong username or password"
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    # Unknown usernames cost one verification too, so timing does not reveal who exists.
+    return hash_password(uuid.uuid4().hex)
+
+
+def _user(row: object) -> CurrentUser:
+    fields = {f: getattr(row, f) for f in CurrentUser.__struct_fields__}
+    return CurrentUser(**fields)
+
+
+class AuthService:
+    def __init__(
+        self, session: AsyncSession, settings: PortalSettings, authenticator: Authenticator
+    ) -> None:
+        self.session = session
+        self.settings = settings
+        self.authenticator = authenticator
+
+    async def login(
+        self, username: str, password: str, address: str
+    ) -> tuple[IssuedToken, CurrentUser]:
+        """Refused with 429 once a user or an address has too many recent failures — even
+        with the right password, or guessing would simply continue."""
+        key = username.lower()
+        # Serialise attempts on one user name across replicas, so N parallel guesses cannot
+        # all read "N-1 failures so far".
+        await self.session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"login:{key}"},
+        )
+        window = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.settings.login_window_s)
+        recent = (
+            select(func.count()).select_from(login_failures).where(login_failures.c.at > window)
+        )
+        by_user = recent.where(func.lower(login_failures.c.username) == key).scalar_subquery()
+        by_address = recent.where(login_failures.c.address == address).scalar_subquery()
+        counts = (await self.session.execute(select(by_user, by_address))).one()
+        if max(counts) >= self.settings.login_max_failures:
+            await self.session.rollback()
+            raise TooManyRequests(
+                "too many failed sign-ins for this user or address; wait "
+                f"{self.settings.login_window_s // 60 or 1} min and try again",
+                retry_after_s=self.settings.login_window_s,
+            )
+        row = (
+            await self.session.execute(select(*users.c).where(func.lower(users.c.username) == key))
+        ).one_or_none()
+        stored_hash = row.password_hash if row is not None else _dummy_hash()
+        if not await asyncio.to_thread(verify_password, password, stored_hash) or row is None:
+            await self.session.execute(
+                insert(login_failures).values(username=username, address=address)
+            )
+            await self.session.execute(
+                delete(login_failures).where(
+                    func.lower(login_failures.c.username) == key, login_failures.c.at <= window
+                )
+            )
+            await self.session.commit()
+            raise NotAuthenticated(WRONG_CREDENTIALS)
+        await self.session.execute(
+            delete(login_failures).where(func.lower(login_failures.c.username) == key)
+        )
+        await self.session.commit()
+        user = _user(row)
+        issued = issue_token(
+            self.settings.jwt_secret, user.id, user.role, self.settings.token_ttl_s
+        )
+        return issued, user
+
+    async def logout(self, claims: TokenClaims) -> None:
+        await self.session.execute(
+            pg_insert(revoked_tokens)
+            .values(jti=claims.jti, expires_at=claims.expires_at)
+            .on_conflict_do_nothing()
+        )
+        # Housekeeping: a revoked token that has expired anyway needs no row.
+        await self.session.execute(
+            delete(revoked_tokens).where(revoked_tokens.c.expires_at < datetime.now(UTC))
+        )
+        await self.session.commit()
+        self.authenticator.remember_revoked(claims.jti, claims.expires_at)
+
+    async def register(self, data: RegisterRequest) -> CurrentUser:
+        if not self.settings.allow_registration:
+            raise Forbidden("self-registration is turned off; ask an administrator for an account")
+        password_hash = await asyncio.to_thread(hash_password, data.password)
+        statement = (
+            insert(users)
+            .values(
+                username=data.username,
+                name=data.name,
+                email=data.email or None,
+                role="client",
+                time_zone=data.time_zone,
+                password_hash=password_hash,
+            )
+            .returning(*[users.c[f] for f in CurrentUser.__struct_fields__])
+        )
+        try:
+            user = _user((await self.session.execute(statement)).one())
+        except IntegrityError:
+            await self.session.rollback()
+            raise Conflict(f"the username {data.username!r} is already taken") from None
+        await record(self.session, user, "register", "user", user.id, after=user)
+        await self.session.commit()
+        return user

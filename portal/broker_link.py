@@ -1,0 +1,135 @@
+"""The portal's one long-lived broker connection: meter credentials and device events.
+
+``run()`` is the lifespan's supervisor task: it connects, keeps the connection until it drops,
+and reconnects with backoff and jitter. Refused credentials are reported and not retried (they
+will not fix themselves). Requests borrow the current connection through ``admin()``, which
+waits a little for a reconnect in progress before giving up with a 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections import deque
+
+import aiomqtt
+
+from hub.protocol import DEVICE_EVENTS_TOPIC, DeviceEvent, encode_device_event
+from portal.broker_admin import BrokerAdmin, BrokerAdminError
+from portal.errors import ServiceUnavailable
+from portal.settings import PortalSettings
+
+log = logging.getLogger("portal.broker")
+
+_REFUSED_CODES = {4, 5, 134, 135}  # MQTT 3.1.1 / 5: bad user name or password, not authorised
+_BACKLOG = 1000
+
+
+def _refused(exc: aiomqtt.MqttError) -> bool:
+    rc = getattr(exc, "rc", None)
+    return getattr(rc, "value", rc) in _REFUSED_CODES
+
+
+class BrokerLink:
+    def __init__(self, settings: PortalSettings) -> None:
+        self._settings = settings
+        self._admin: BrokerAdmin | None = None
+        self._connected = asyncio.Event()
+        self._fatal: str | None = None
+        # Events that could not be sent (broker down) go out first after the next reconnect.
+        self._backlog: deque[DeviceEvent] = deque(maxlen=_BACKLOG)
+        self._where = f"{settings.mqtt_host}:{settings.mqtt_port}"
+
+    async def run(self) -> None:
+        delay, reported = 0.2, False
+        while True:
+            admin = BrokerAdmin(
+                self._settings.mqtt_host,
+                self._settings.mqtt_port,
+                self._settings.mqtt_username,
+                self._settings.mqtt_password,
+                timeout=self._settings.broker_timeout_s,
+            )
+            try:
+                async with admin:
+                    self._admin = admin
+                    self._connected.set()
+                    log.info("connected to the broker at %s", self._where)
+                    delay, reported = 0.2, False
+                    await self._flush_backlog(admin)
+                    await admin.wait_closed()
+            except (aiomqtt.MqttError, BrokerAdminError, OSError) as exc:
+                if isinstance(exc, aiomqtt.MqttError) and _refused(exc):
+                    self._fatal = f"the broker at {self._where} refused the portal's credentials"
+                    log.error("%s (%s) — fix PORTAL_MQTT_USERNAME/PASSWORD", self._fatal, exc)
+                    return
+                # One line per state change, not one per retry.
+                log.log(
+                    logging.DEBUG if reported else logging.WARNING,
+                    "broker at %s unavailable (%s); retrying in the background",
+                    self._where,
+                    exc,
+                )
+                reported = True
+            except Exception:  # a supervisor must outlive surprises; say what happened
+                log.exception("broker connection failed unexpectedly; reconnecting")
+            finally:
+                self._admin = None
+                self._connected.clear()
+            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
+            delay = min(delay * 2, 10.0)
+
+    async def admin(self) -> BrokerAdmin:
+        """The connected admin client, or ServiceUnavailable with what to do about it."""
+        if self._fatal is None and not self._connected.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connected.wait(), self._settings.broker_wait_s)
+        if self._admin is None:
+            reason = self._fatal or f"the MQTT broker at {self._where} is unreachable"
+            raise ServiceUnavailable(f"{reason} — meter credentials cannot be changed; try again")
+        return self._admin
+
+    async def create_meter(self, device_id: uuid.UUID, password: str) -> None:
+        await self._call("create_meter", device_id, password)
+
+    async def delete_meter(self, device_id: uuid.UUID) -> None:
+        await self._call("delete_meter", device_id)
+
+    async def _call(self, method: str, device_id: uuid.UUID, *args: str) -> None:
+        admin = await self.admin()
+        try:
+            await getattr(admin, method)(device_id, *args)
+        except (BrokerAdminError, aiomqtt.MqttError) as exc:
+            log.warning("%s %s failed: %s", method, device_id, exc)
+            raise ServiceUnavailable(
+                f"the MQTT broker did not complete the credential change ({exc}); try again"
+            ) from exc
+
+    async def publish_device_event(self, event: DeviceEvent) -> None:
+        """Best effort after commit: sent now if connected, else queued for the reconnect."""
+        admin = self._admin
+        if admin is None:
+            self._backlog.append(event)
+            log.warning(
+                "device event %s %s queued: broker unavailable", event.action, event.device_id
+            )
+            return
+        try:
+            await admin.publish(DEVICE_EVENTS_TOPIC, encode_device_event(event), qos=1)
+        except (BrokerAdminError, aiomqtt.MqttError) as exc:
+            self._backlog.append(event)
+            log.warning("device event %s %s queued: %s", event.action, event.device_id, exc)
+
+    async def _flush_backlog(self, admin: BrokerAdmin) -> None:
+        while self._backlog:
+            event = self._backlog[0]
+            try:
+                payload = encode_device_event(event)
+            except ValueError:
+                log.exception("dropping unencodable device event for %s", event.device_id)
+            else:
+                await admin.publish(DEVICE_EVENTS_TOPIC, payload, qos=1)
+            self._backlog.popleft()

@@ -1,0 +1,1 @@
+"""Devices (meters): CRUD, owner assignment, MQTT credentials, change events."""

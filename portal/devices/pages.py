@@ -1,0 +1,203 @@
+"""Device pages: administrators manage the fleet; a client sees their own devices."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from litestar.response import Redirect, Template
+
+from portal.auth.guards import current_user, requires_admin
+from portal.devices.schemas import DeviceCreate, DeviceUpdate, OwnerAssignment
+from portal.devices.services import DeviceService
+from portal.errors import BadRequest, ServiceUnavailable
+from portal.pages import PAGE, form_data, from_form, problem, render, see_other
+from portal.users.services import UserService
+
+Devices = NamedDependency[DeviceService]
+Users = NamedDependency[UserService]
+_EXPECTED = (msgspec.ValidationError, BadRequest, ServiceUnavailable)
+_FIELDS = (
+    "name",
+    "description",
+    "address",
+    "max_hourly_kwh",
+    "meter_kind",
+    "rated_power_w",
+    "interval_s",
+)
+
+
+async def _clients(users: UserService) -> list[Any]:
+    return [u for u in await users.list_users() if u.role == "client"]
+
+
+class ClientPages(Controller):
+    path = "/devices"
+    opt = PAGE
+    include_in_schema = False
+
+    @get("/")
+    async def my_devices(
+        self, request: Request[Any, Any, Any], devices: Devices
+    ) -> Template | Redirect:
+        user = current_user(request)
+        if user is not None and user.is_admin:
+            return see_other("/admin/devices")
+        return render(request, "client/devices.html", devices=await devices.list_devices())
+
+
+class AdminDevicePages(Controller):
+    path = "/admin/devices"
+    guards = (requires_admin,)
+    opt = PAGE
+    include_in_schema = False
+
+    async def _detail(
+        self,
+        request: Request[Any, Any, Any],
+        devices: DeviceService,
+        users: UserService,
+        device_id: uuid.UUID,
+        *,
+        status_code: int = 200,
+        error: str | None = None,
+    ) -> Template:
+        return render(
+            request,
+            "admin/device.html",
+            status_code=status_code,
+            error=error,
+            device=await devices.get(device_id),
+            clients=await _clients(users),
+        )
+
+    @get("/")
+    async def devices_page(
+        self, request: Request[Any, Any, Any], devices: Devices, users: Users
+    ) -> Template:
+        return render(
+            request,
+            "admin/devices.html",
+            devices=await devices.list_devices(),
+            clients=await _clients(users),
+            form={},
+        )
+
+    @post("/", status_code=200)
+    async def create_device(
+        self, request: Request[Any, Any, Any], devices: Devices, users: Users
+    ) -> Template:
+        form = await form_data(request)
+        try:
+            created = await devices.create(from_form(form, DeviceCreate, fields=_FIELDS))
+        except _EXPECTED as exc:
+            return render(
+                request,
+                "admin/devices.html",
+                status_code=400,
+                error=problem(exc),
+                devices=await devices.list_devices(),
+                clients=await _clients(users),
+                form=form,
+            )
+        # Shown once, never redirected to: a reload must not be able to show it again.
+        return render(
+            request,
+            "admin/secret.html",
+            device=created,
+            username=created.mqtt_username,
+            password=created.mqtt_password,
+            created=True,
+        )
+
+    @get("/{device_id:uuid}")
+    async def device_page(
+        self,
+        request: Request[Any, Any, Any],
+        devices: Devices,
+        users: Users,
+        device_id: FromPath[uuid.UUID],
+    ) -> Template:
+        return await self._detail(request, devices, users, device_id)
+
+    @post("/{device_id:uuid}", status_code=303)
+    async def update_device(
+        self,
+        request: Request[Any, Any, Any],
+        devices: Devices,
+        users: Users,
+        device_id: FromPath[uuid.UUID],
+    ) -> Redirect | Template:
+        form = await form_data(request)
+        try:
+            data = from_form(form, DeviceUpdate, fields=_FIELDS, blank_is_none=("rated_power_w",))
+            await devices.update(device_id, data)
+        except _EXPECTED as exc:
+            return await self._detail(
+                request, devices, users, device_id, status_code=400, error=problem(exc)
+            )
+        return see_other(f"/admin/devices/{device_id}?done=device-updated")
+
+    @post("/{device_id:uuid}/owner", status_code=303)
+    async def set_owner(
+        self,
+        request: Request[Any, Any, Any],
+        devices: Devices,
+        users: Users,
+        device_id: FromPath[uuid.UUID],
+    ) -> Redirect | Template:
+        form = await form_data(request)
+        try:
+            data = from_form(
+                form, OwnerAssignment, fields=("owner_id",), blank_is_none=("owner_id",)
+            )
+            await devices.set_owner(device_id, data.owner_id)
+        except _EXPECTED as exc:
+            return await self._detail(
+                request, devices, users, device_id, status_code=400, error=problem(exc)
+            )
+        return see_other(f"/admin/devices/{device_id}?done=device-assigned")
+
+    @post("/{device_id:uuid}/credentials", status_code=200)
+    async def rotate_credentials(
+        self,
+        request: Request[Any, Any, Any],
+        devices: Devices,
+        users: Users,
+        device_id: FromPath[uuid.UUID],
+    ) -> Template:
+        try:
+            credentials = await devices.rotate_credentials(device_id)
+        except ServiceUnavailable as exc:
+            return await self._detail(
+                request, devices, users, device_id, status_code=503, error=problem(exc)
+            )
+        return render(
+            request,
+            "admin/secret.html",
+            device=await devices.get(device_id),
+            username=credentials.mqtt_username,
+            password=credentials.mqtt_password,
+            created=False,
+        )
+
+    @post("/{device_id:uuid}/delete", status_code=303)
+    async def delete_device(
+        self,
+        request: Request[Any, Any, Any],
+        devices: Devices,
+        users: Users,
+        device_id: FromPath[uuid.UUID],
+    ) -> Redirect | Template:
+        try:
+            await devices.delete(device_id)
+        except ServiceUnavailable as exc:
+            return await self._detail(
+                request, devices, users, device_id, status_code=503, error=problem(exc)
+            )
+        return see_other("/admin/devices?done=device-deleted")

@@ -1,0 +1,1 @@
+"""Users: administrators manage accounts; clients are the owners of devices."""
