@@ -1,0 +1,168 @@
+"""Benchmark: many simulated meters in one process against a throwaway Mosquitto.
+
+Prints the time to connect every meter, their sustained publish rate and the simulator's peak
+memory (target: 10,000 connected meters in one process under 1 GB). Figures only, no pass or
+fail. Credentials are written into the broker's dynamic-security file before it starts, the
+way the test harness seeds its service accounts, so the benchmark measures the simulator and
+not the provisioning API.
+
+    uv run python bench/sim.py                      # 10,000 meters, 30 s of publishing
+    uv run python bench/sim.py --meters 2000 --seconds 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from device_sim.fleet import Fleet
+from device_sim.plan import BrokerPlan, MeterPlan, RunPlan
+from device_sim.timeparse import floor_time
+from ems.broker import MosquittoServer, dynsec_document, hash_password
+from ems.procs import RunAs, free_port
+from firmware_stub.backoff import BackoffPolicy
+from portal.broker_admin import meter_acls, meter_role
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # Every meter holds a socket; Mosquitto, started from here, inherits the same limit.
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)
+
+
+def proc_field(pid: int, path: str, key: str) -> str:
+    try:
+        for line in Path(f"/proc/{pid}/{path}").read_text().splitlines():
+            if line.startswith(key):
+                return " ".join(line[len(key) :].split())
+    except OSError:
+        pass
+    return "?"
+
+
+def seed_broker(server: MosquittoServer, meters: list[tuple[uuid.UUID, str]]) -> None:
+    doc = dynsec_document(server.hub_password, server.portal_password)
+    for device_id, password in meters:
+        role = meter_role(device_id)
+        doc["roles"].append({"rolename": role, "acls": meter_acls(device_id)})
+        doc["clients"].append(
+            {"username": str(device_id), "roles": [{"rolename": role}], **hash_password(password)}
+        )
+    server.base_dir.mkdir(parents=True, exist_ok=True)
+    server.dynsec_path.write_text(json.dumps(doc))
+
+
+async def bench(
+    args: argparse.Namespace, host: str, port: int, meters: list[tuple[uuid.UUID, str]]
+) -> None:
+    now = datetime.now(UTC)
+    plan = RunPlan(
+        broker=BrokerPlan(host, port),
+        meters=[
+            MeterPlan(d, p, interval_s=args.interval, seed=i) for i, (d, p) in enumerate(meters)
+        ],
+        start=floor_time(now, timedelta(seconds=args.interval)),
+        speed=args.speed,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
+        connect_threads=args.connect_threads,
+        backoff=BackoffPolicy(1.0, 5.0),
+    )
+    loop = asyncio.get_running_loop()
+    fleet = Fleet(plan)
+    t0 = loop.time()
+    fleet.start()
+    built = loop.time() - t0
+    print(f"built and started {len(meters):,} meters in {built:.1f} s", flush=True)
+    next_report = loop.time() + 5
+    while (t := fleet.totals()).connected < len(meters):
+        if loop.time() - t0 > args.connect_timeout:
+            print(f"gave up waiting: {t.connected:,} of {len(meters):,} connected", flush=True)
+            break
+        if loop.time() >= next_report:
+            next_report += 5
+            print(f"  {loop.time() - t0:5.1f} s: {t.connected:,} connected", flush=True)
+        await asyncio.sleep(0.05)
+    connect_s = loop.time() - t0
+    rss_connected = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"connected {t.connected:,} meters in {connect_s:.1f} s", flush=True)
+    a0, p0, m0, s0 = t.acked, t.produced, t.missed, loop.time()
+    await asyncio.sleep(args.seconds)
+    t = fleet.totals()
+    span = loop.time() - s0
+    stop0 = loop.time()
+    await fleet.stop(grace=30)
+    stop_s = loop.time() - stop0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    demand = len(meters) * args.speed / args.interval
+    print()
+    print(f"== bench/sim.py: {len(meters):,} meters, one process ==")
+    print(f"time to connect all meters       {connect_s:8.1f} s  ({t.connected:,} connected)")
+    pace = f"interval {args.interval} s at x{args.speed:g}"
+    print(f"readings asked for               {demand:8.0f} /s  ({pace})")
+    print(f"readings produced                {(t.produced - p0) / span:8.0f} /s over {span:.0f} s")
+    print(f"readings acknowledged (PUBACK)   {(t.acked - a0) / span:8.0f} /s")
+    print(f"reading slots missed (overload)  {t.missed - m0:8d}")
+    print(f"still buffered at the end        {t.buffered:8d}")
+    print(f"reconnects during the run        {t.reconnects:8d}")
+    print(f"clean stop (offline + DISCONNECT){stop_s:8.1f} s")
+    print(f"peak RSS after connecting        {rss_connected:8.0f} MiB")
+    print(f"peak RSS (simulator process)     {peak:8.0f} MiB  (target < 1024)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--meters", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=30.0, help="publishing phase")
+    parser.add_argument("--interval", type=int, default=600)
+    parser.add_argument("--speed", type=float, default=600.0)
+    parser.add_argument("--state-dir", help="file-backed buffers here (default: memory)")
+    parser.add_argument("--connect-threads", type=int, default=32)
+    parser.add_argument("--connect-timeout", type=float, default=120.0)
+    args = parser.parse_args()
+    soft, hard = raise_fd_limit()
+    print(f"file descriptors: this process may open {soft:,} (hard limit {hard:,})")
+    if soft < args.meters + 256:
+        print(
+            f"not enough descriptors for {args.meters:,} meters: raise ulimit -Hn", file=sys.stderr
+        )
+        raise SystemExit(2)
+    meters = [(uuid.uuid4(), secrets.token_urlsafe(16)) for _ in range(args.meters)]
+    run_as = RunAs.detect()
+    base = Path(tempfile.mkdtemp(prefix="ems-bench-sim-"))
+    base.chmod(0o755)
+    server = MosquittoServer(
+        base / "mq", free_port(), secrets.token_urlsafe(16), secrets.token_urlsafe(16), run_as
+    )
+    try:
+        t = time.monotonic()
+        seed_broker(server, meters)
+        server.start()
+        assert server.proc is not None
+        print(
+            f"broker: Mosquitto on port {server.port} with {args.meters:,} meter accounts, "
+            f"ready in {time.monotonic() - t:.1f} s; its descriptor limit: "
+            f"{proc_field(server.proc.pid, 'limits', 'Max open files')}",
+            flush=True,
+        )
+        asyncio.run(bench(args, server.host, server.port, meters))
+        print(f"broker peak RSS                  {proc_field(server.proc.pid, 'status', 'VmHWM:')}")
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
