@@ -34,6 +34,9 @@ from hub.protocol import Reading, encode_reading, readings_topic
 from tests.hubkit import Gateway, add_devices, count, create_gateway, hub_process
 
 
+MARK = 1e9  # registers in the latency phase start here, far above the drained stream's
+
+
 def stream(devices: list, n: int, start: datetime) -> list[tuple[str, bytes]]:
     """n single-reading messages, round-robin over the devices, 10-minute steps per meter."""
     per = -(-n // len(devices))
@@ -68,7 +71,10 @@ def main() -> None:
         print(f"== {args.devices} devices, {args.readings} readings; PostgreSQL fsync on")
         devices = add_devices(svc.dsn, args.devices)
         gw_user, gw_pw = create_gateway(broker)
-        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=25)
+        # The stream ends ten minutes ago, so the latency phase continues each meter's series
+        # (a meter silent for days would make its next reading spread over every hour between).
+        per_meter = -(-args.readings // args.devices)
+        start = datetime.now(UTC) - timedelta(minutes=10 * (per_meter + 1))
         messages = stream(devices, args.readings, start)
 
         # --- 1. mosquitto_sub draining the stream -----------------------------------------
@@ -134,9 +140,11 @@ def main() -> None:
 
         def on_message(_c, _u, msg) -> None:
             now = time.time()
-            sent = json.loads(msg.payload)["ts"]
+            event = json.loads(msg.payload)
+            if event["energy_kwh"] < MARK:
+                return  # a live event from the drained stream, not from this phase
             with lock:
-                latencies.append(now - datetime.fromisoformat(sent).timestamp())
+                latencies.append(now - datetime.fromisoformat(event["ts"]).timestamp())
 
         sub.on_message = on_message
         sub.on_subscribe = lambda *_: subscribed.set()
@@ -154,7 +162,7 @@ def main() -> None:
                 time.sleep(delay)
             d = devices[i % len(devices)]
             now = datetime.now(UTC)
-            gw.publish(readings_topic(d), encode_reading(Reading(d, now, 10_000.0 + i)))
+            gw.publish(readings_topic(d), encode_reading(Reading(d, now, MARK + i)))
         achieved = total / (time.perf_counter() - t0)
         gw.flush(60)
         deadline = time.monotonic() + 30
@@ -173,8 +181,15 @@ def main() -> None:
         sub.disconnect()
         sub.loop_stop()
         gw.close()
+        t = time.perf_counter()
         hub.terminate()
-        hub.wait(30)
+        try:
+            hub.wait(60)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+            print(log.read_text()[-3000:])
+            raise
+        print(f"hub stop (drain + final flush): {time.perf_counter() - t:.1f} s")
 
 
 if __name__ == "__main__":

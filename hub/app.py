@@ -7,13 +7,16 @@ import threading
 from typing import Any
 
 from hub.alert_store import AlertEngine
+from hub.batch import Message
 from hub.http import HealthServer
 from hub.live import LivePublisher
 from hub.metrics import HubMetrics
-from hub.mqtt import HubMqtt
+from hub.protocol import DEVICE_EVENTS_TOPIC, STATUS_SUB
 from hub.registry import DeviceRegistry
+from hub.rollup_worker import RollupWorker
 from hub.settings import HubSettings
 from hub.storage import PgStorage
+from hub.wire import WireClient
 from hub.writer import BatchWriter
 
 log = logging.getLogger("hub")
@@ -25,17 +28,36 @@ class Hub:
         self.metrics = HubMetrics()
         self.registry = DeviceRegistry()
         self.storage = PgStorage(settings.database_url)
-        self.mqtt = HubMqtt(settings, self._deliver)
-        self.live = LivePublisher(self.mqtt.publish, self.registry, settings.live_min_interval_s)
+        self.mqtt = WireClient(
+            settings,
+            self._deliver,
+            [
+                (f"$share/{settings.share_group}/ems/v1/meters/+/readings", 1),
+                (STATUS_SUB, 1),
+                (DEVICE_EVENTS_TOPIC, 1),
+            ],
+        )
+        self.live = LivePublisher(
+            self.mqtt.publish_many, self.registry, settings.live_min_interval_s
+        )
         self.alerts = AlertEngine(self.registry, self.mqtt.publish, self.metrics)
+        self.rollup = RollupWorker(
+            PgStorage(settings.database_url),
+            self.registry,
+            self.metrics,
+            interval_s=settings.rollup_interval_s,
+            live=self.live,
+            alerts=self.alerts,
+        )
         self.writer = BatchWriter(
             settings,
             self.storage,
             self.registry,
             self.metrics,
             self.mqtt.ack,
-            live=self.live,
+            self.mqtt.ack_many,
             alerts=self.alerts,
+            on_commit=self.rollup.wake,
         )
         self.http = HealthServer(
             settings.http_host, settings.http_port, self.metrics.registry, self.health
@@ -44,9 +66,13 @@ class Hub:
         self._writer_thread = threading.Thread(
             target=self.writer.run, args=(self._writer_stop,), name="hub-writer", daemon=True
         )
+        self._rollup_stop = threading.Event()
+        self._rollup_thread = threading.Thread(
+            target=self.rollup.run, args=(self._rollup_stop,), name="hub-rollup", daemon=True
+        )
 
-    def _deliver(self, msg: Any) -> None:
-        self.writer.submit(msg)
+    def _deliver(self, messages: list[Message]) -> None:
+        self.writer.submit_many(messages)
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         connected = self.mqtt.connected.is_set()
@@ -55,7 +81,7 @@ class Hub:
             "status": "ok" if ok else "degraded",
             "mqtt": "connected" if connected else "disconnected",
             "database": "ok" if self.writer.db_ok else "unavailable",
-            "backlog": self.writer.inbox.qsize(),
+            "backlog": len(self.writer.inbox),
             "devices": len(self.registry),
             "client_id": self.settings.client_id,
         }
@@ -63,6 +89,7 @@ class Hub:
     def start(self) -> None:
         self.http.start()
         self._writer_thread.start()
+        self._rollup_thread.start()
         self.mqtt.start()
         self.metrics.mqtt_connected.set_function(lambda: float(self.mqtt.connected.is_set()))
         log.info(
@@ -77,8 +104,12 @@ class Hub:
         self.mqtt.intake_open = False
         self._writer_stop.set()
         self._writer_thread.join(timeout=60)
+        self._rollup_stop.set()
+        self.rollup.wake()
+        self._rollup_thread.join(timeout=60)
         self.mqtt.stop()
         self.storage.close()
+        self.rollup.storage.close()
         self.http.stop()
         log.info("hub %s stopped", self.settings.client_id)
 

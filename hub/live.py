@@ -14,7 +14,7 @@ from hub.protocol import live_topic
 from hub.registry import DeviceRegistry
 from hub.rollup_store import RollupOutcome
 
-Publish = Callable[[str, bytes, int], None]
+PublishMany = Callable[[list[tuple[str, bytes]]], None]
 
 
 class LiveEvent(msgspec.Struct, frozen=True):
@@ -39,8 +39,10 @@ class LivePublisher:
     device per ``min_interval_s``; a suppressed one is sent when the interval has passed
     (``flush``), so a dashboard never stays behind the last reading."""
 
-    def __init__(self, publish: Publish, registry: DeviceRegistry, min_interval_s: float) -> None:
-        self._publish = publish
+    def __init__(
+        self, publish_many: PublishMany, registry: DeviceRegistry, min_interval_s: float
+    ) -> None:
+        self._publish_many = publish_many
         self._registry = registry
         self._min_interval = min_interval_s
         self._last_sent: dict[UUID, float] = {}
@@ -48,6 +50,7 @@ class LivePublisher:
 
     def __call__(self, outcome: RollupOutcome) -> None:
         now = time.monotonic()
+        out: list[tuple[str, bytes]] = []
         hours = {rw.device_id: rw for rw in outcome.rewrites}
         for device_id, reading in outcome.latest.items():
             hour = hour_floor(reading.ts)
@@ -68,19 +71,18 @@ class LivePublisher:
             if now - self._last_sent.get(device_id, -1e9) < self._min_interval:
                 self._pending[device_id] = event
                 continue
-            self._send(device_id, event, now)
+            out.append(self._sent(device_id, event, now))
+        self._publish_many(out)
 
     def flush(self) -> None:
         """Send the suppressed events whose interval has passed."""
         if not self._pending:
             return
         now = time.monotonic()
-        for device_id in [
-            d for d in self._pending if now - self._last_sent.get(d, -1e9) >= self._min_interval
-        ]:
-            self._send(device_id, self._pending.pop(device_id), now)
+        due = [d for d in self._pending if now - self._last_sent.get(d, -1e9) >= self._min_interval]
+        self._publish_many([self._sent(d, self._pending[d], now) for d in due])
 
-    def _send(self, device_id: UUID, event: LiveEvent, now: float) -> None:
+    def _sent(self, device_id: UUID, event: LiveEvent, now: float) -> tuple[str, bytes]:
         self._last_sent[device_id] = now
         self._pending.pop(device_id, None)
-        self._publish(live_topic(device_id), _encode(event), 0)
+        return live_topic(device_id), _encode(event)

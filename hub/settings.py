@@ -24,15 +24,15 @@ class HubSettings:
     http_port: int = 8001
     # Acknowledge-after-commit: the broker lets us hold at most `receive_maximum`
     # unacknowledged readings, so a batch can never be larger than that.
-    receive_maximum: int = 4000
-    batch_size: int = 2000
+    receive_maximum: int = 10000
+    batch_size: int = 5000
     flush_interval_s: float = 0.05
     max_lateness: timedelta = timedelta(days=30)
     max_future: timedelta = timedelta(minutes=5)
     stale_intervals: float = 3.0
     status_check_interval_s: float = 5.0
     live_min_interval_s: float = 1.0
-    rollup_interval_s: float = 2.0
+    rollup_interval_s: float = 10.0
     session_expiry_s: int = 7 * 24 * 3600
 
 
@@ -64,8 +64,8 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def load_settings(env: Mapping[str, str]) -> HubSettings:
-    receive_maximum = _int(env, "HUB_RECEIVE_MAXIMUM", 4000)
-    batch_size = min(_int(env, "HUB_BATCH_SIZE", 2000), receive_maximum)
+    receive_maximum = _int(env, "HUB_RECEIVE_MAXIMUM", 10000)
+    batch_size = min(_int(env, "HUB_BATCH_SIZE", 5000), receive_maximum)
     if batch_size <= 0:
         raise SettingsError("HUB_BATCH_SIZE must be positive")
     return HubSettings(
@@ -85,5 +85,5 @@ def load_settings(env: Mapping[str, str]) -> HubSettings:
         stale_intervals=_float(env, "HUB_STALE_INTERVALS", 3.0),
         status_check_interval_s=_float(env, "HUB_STATUS_CHECK_INTERVAL_S", 5.0),
         live_min_interval_s=_float(env, "HUB_LIVE_MIN_INTERVAL_S", 1.0),
-        rollup_interval_s=_float(env, "HUB_ROLLUP_INTERVAL_S", 2.0),
+        rollup_interval_s=_float(env, "HUB_ROLLUP_INTERVAL_S", 10.0),
     )

@@ -10,7 +10,6 @@ connection is split until the message that causes it is found and dead-lettered 
 from __future__ import annotations
 
 import logging
-import queue
 import random
 import threading
 import time
@@ -22,7 +21,7 @@ import psycopg
 
 from hub.alert_store import AlertEngine
 from hub.batch import DeadLetter, Message, PreparedBatch, meter_topic, prepare
-from hub.live import LivePublisher
+from hub.buffer import Inbox
 from hub.metrics import HubMetrics
 from hub.protocol import (
     DEVICE_EVENTS_TOPIC,
@@ -33,13 +32,13 @@ from hub.protocol import (
     truncate_payload,
 )
 from hub.registry import DeviceRegistry
-from hub.rollup_store import rollup_pending
 from hub.settings import HubSettings
 from hub.storage import BatchOutcome, PgStorage
 
 log = logging.getLogger("hub.writer")
 
 Ack = Callable[[int, int], None]
+AckMany = Callable[[list[tuple[int, int]]], None]
 
 
 class BatchWriter:
@@ -50,39 +49,39 @@ class BatchWriter:
         registry: DeviceRegistry,
         metrics: HubMetrics,
         ack: Ack,
+        ack_many: AckMany,
         *,
-        live: LivePublisher | None = None,
         alerts: AlertEngine | None = None,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
         self.registry = registry
         self.metrics = metrics
         self.ack = ack
-        self.live = live
+        self.ack_many = ack_many
         self.alerts = alerts
+        self.on_commit = on_commit
         # Never more than the broker's in-flight window plus status/event traffic.
-        self.inbox: queue.Queue[Message] = queue.Queue(maxsize=settings.receive_maximum + 10_000)
+        self.inbox = Inbox(settings.receive_maximum + 10_000)
         self.db_ok = False
         self._next_stale_check = 0.0
-        self._next_rollup = 0.0
 
-    def submit(self, msg: Message) -> None:
-        self.inbox.put(msg)
-        self.metrics.backlog.inc()
+    def submit_many(self, messages: Sequence[Message]) -> None:
+        self.inbox.put_many(messages)
+        self.metrics.backlog.inc(len(messages))
 
     # --- the loop -----------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
         self._connect(stop)
-        while not (stop.is_set() and self.inbox.empty()):
-            batch = self._take(timeout=0.2)
+        while not (stop.is_set() and not len(self.inbox)):
+            batch = self.inbox.take(
+                self.settings.batch_size, timeout=0.2, linger=self.settings.flush_interval_s
+            )
             if batch:
                 self._process(batch, stop)
-            self._maybe_rollup()
             self._maybe_check_stale()
-            if self.live is not None:
-                self.live.flush()
 
     def _connect(self, stop: threading.Event) -> None:
         delay = 0.2
@@ -97,27 +96,6 @@ class BatchWriter:
                 self._db_down(exc)
                 stop.wait(delay)
                 delay = min(delay * 2, 5.0)
-
-    def _take(self, timeout: float) -> list[Message]:
-        try:
-            first = self.inbox.get(timeout=timeout)
-        except queue.Empty:
-            return []
-        batch = [first]
-        deadline = time.monotonic() + self.settings.flush_interval_s
-        limit = self.settings.batch_size
-        while len(batch) < limit:
-            try:
-                batch.append(self.inbox.get_nowait())
-            except queue.Empty:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(self.inbox.get(timeout=remaining))
-                except queue.Empty:
-                    break
-        return batch
 
     def _process(self, batch: list[Message], stop: threading.Event) -> None:
         readings: list[Message] = []
@@ -213,8 +191,8 @@ class BatchWriter:
         seconds: float,
     ) -> None:
         now = time.monotonic()
+        self.ack_many([(msg.mid, msg.qos) for msg in messages])
         for msg in messages:
-            self.ack(msg.mid, msg.qos)
             self.metrics.lag_seconds.observe(now - msg.received)
         m = self.metrics
         m.messages.inc(len(messages))
@@ -232,40 +210,8 @@ class BatchWriter:
             log.info("database is back")
         self.db_ok = True
         m.db_ok.set(1)
-
-    # --- rollup -------------------------------------------------------------------------------
-
-    def _maybe_rollup(self) -> None:
-        """Recompute marked devices' hours: at once when idle, at most every
-        ``rollup_interval_s`` under load (so a busy device costs one recompute per interval,
-        not one per reading)."""
-        now = time.monotonic()
-        if not self.db_ok or (self.inbox.qsize() > 0 and now < self._next_rollup):
-            return
-        self._next_rollup = now + self.settings.rollup_interval_s
-        while True:
-            try:
-                outcome = rollup_pending(
-                    self.storage.conn,
-                    self.registry.get,
-                    after_rollup=self.alerts.after_rollup if self.alerts else None,
-                )
-            except psycopg.OperationalError as exc:
-                self._db_down(exc)
-                return
-            except psycopg.Error as exc:
-                log.error("rollup failed (%s); will retry", exc)
-                self.storage.reset()
-                return
-            for letter in outcome.dead:
-                self.metrics.rejected.labels(letter.reason).inc()
-            self.metrics.rollups.inc(len(outcome.rewrites))
-            if self.alerts is not None:
-                self.alerts.publish_pending()
-            if self.live is not None and outcome.rewrites:
-                self.live(outcome)
-            if len(outcome.rewrites) < 5000:
-                return
+        if outcome.stored and self.on_commit is not None:
+            self.on_commit()  # new readings are marked: wake the rollup
 
     def _db_down(self, exc: Exception) -> None:
         if self.db_ok:
