@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,9 @@ def _database_url(args: argparse.Namespace) -> str:
 def cmd_up(args: argparse.Namespace) -> int:
     from ems.stack import up
 
+    if args.replicas < 1:
+        print(f"ems: --replicas {args.replicas}: at least one hub and one portal", file=sys.stderr)
+        return 2
     try:
         cfg = StackConfig.from_env(
             os.environ,
@@ -89,16 +93,62 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 
 
 def cmd_broker_config(args: argparse.Namespace) -> int:
-    from ems.broker import render_config
+    """Print (or write) the Mosquitto configuration; with --bootstrap, also write the initial
+    dynamic-security file — only if there is none, since Mosquitto owns it after the first start."""
+    from ems.broker import dynsec_document, render_config
+    from ems.procs import StackError
 
-    print(
-        render_config(
+    tls = None
+    if args.tls_port:
+        if not (args.tls_certfile and args.tls_keyfile):
+            print(
+                "ems broker-config: --tls-port needs --tls-certfile and --tls-keyfile",
+                file=sys.stderr,
+            )
+            return 2
+        tls = {
+            "port": str(args.tls_port),
+            "certfile": args.tls_certfile,
+            "keyfile": args.tls_keyfile,
+        }
+        if args.tls_cafile:
+            tls["cafile"] = args.tls_cafile
+    try:
+        text = render_config(
             data_dir=Path(args.data_dir),
             port=args.port,
             host=args.host,
             dynsec_file=Path(args.dynsec_file),
+            tls=tls,
+            log_file=Path(args.log_file) if args.log_file else None,
         )
-    )
+    except StackError as exc:
+        print(f"ems broker-config: {exc}", file=sys.stderr)
+        return 1
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        print(text)
+    if args.bootstrap:
+        dynsec = Path(args.dynsec_file)
+        if dynsec.exists():
+            print(f"ems broker-config: kept {dynsec} (the broker owns it now)", file=sys.stderr)
+            return 0
+        hub_pw = os.environ.get("EMS_HUB_MQTT_PASSWORD", "")
+        portal_pw = os.environ.get("EMS_PORTAL_MQTT_PASSWORD", "")
+        if not (hub_pw and portal_pw):
+            print(
+                "ems broker-config: --bootstrap needs EMS_HUB_MQTT_PASSWORD and "
+                "EMS_PORTAL_MQTT_PASSWORD (the hub's and the portal's broker passwords)",
+                file=sys.stderr,
+            )
+            return 2
+        dynsec.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dynsec.with_suffix(".tmp")
+        tmp.write_text(json.dumps(dynsec_document(hub_pw, portal_pw), indent=2))
+        tmp.chmod(0o600)
+        tmp.replace(dynsec)
+        print(f"ems broker-config: wrote {dynsec} (service accounts and roles)", file=sys.stderr)
     return 0
 
 
@@ -133,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--host", default="0.0.0.0")  # noqa: S104 - inside the broker container
     bc.add_argument("--data-dir", default="/mosquitto/data")
     bc.add_argument("--dynsec-file", default="/mosquitto/data/dynamic-security.json")
+    bc.add_argument("--log-file", help="default: mosquitto.log in the data directory")
+    bc.add_argument("--output", help="write the configuration here instead of printing it")
+    bc.add_argument(
+        "--bootstrap",
+        action="store_true",
+        help="also write the dynamic-security file if absent "
+        "(passwords from EMS_HUB_MQTT_PASSWORD and EMS_PORTAL_MQTT_PASSWORD)",
+    )
+    bc.add_argument("--tls-port", type=int, help="add a TLS listener on this port (e.g. 8883)")
+    bc.add_argument("--tls-certfile", help="server certificate (PEM) for the TLS listener")
+    bc.add_argument("--tls-keyfile", help="its private key (PEM)")
+    bc.add_argument("--tls-cafile", help="CA bundle, for client certificates (optional)")
     bc.set_defaults(func=cmd_broker_config)
     return parser
 

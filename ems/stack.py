@@ -16,10 +16,12 @@ from pathlib import Path
 from types import FrameType
 
 from ems import admin
-from ems.broker import HUB_USER, PORTAL_USER, MosquittoServer
+from ems.broker import MosquittoServer
 from ems.config import StackConfig, load_or_create_secrets
+from ems.nginx import NginxProxy
 from ems.postgres import PostgresServer
-from ems.procs import RunAs, StackError, ensure_port_free, stop_process, wait_until
+from ems.procs import RunAs, StackError, ensure_port_free, free_port, stop_process, wait_until
+from ems.service_env import hub_env, inherited, portal_env
 from migrations.runner import migrate
 
 Say = Callable[[str], None]
@@ -48,10 +50,28 @@ class Stack:
     mqtt: MosquittoServer | None = None
     children: list[Child] = field(default_factory=list)
     logins: list[tuple[str, str, str]] = field(default_factory=list)
+    hub_ports: list[int] = field(default_factory=list)
+    portal_ports: list[int] = field(default_factory=list)
 
     @property
     def portal_url(self) -> str:
+        """The portal, or with replicas the nginx in front of them (EMS_PORTAL_PORT either way)."""
         return f"http://{self.cfg.host}:{self.cfg.portal_port}"
+
+    def _plan_ports(self) -> None:
+        """Hubs on EMS_HUB_PORT, +1, …; with N > 1 portals, nginx takes EMS_PORTAL_PORT and the
+        portals take free ports of the kernel's choosing (only nginx talks to them)."""
+        cfg = self.cfg
+        self.hub_ports = [cfg.hub_port + i for i in range(cfg.replicas)]
+        self.portal_ports = [cfg.portal_port]
+        if cfg.replicas > 1:
+            taken = {cfg.pg_port, cfg.mqtt_port, cfg.portal_port, *self.hub_ports}
+            self.portal_ports = []
+            while len(self.portal_ports) < cfg.replicas:
+                port = free_port(cfg.host)
+                if port not in taken:
+                    taken.add(port)
+                    self.portal_ports.append(port)
 
     def _step(self, n: int, total: int, text: str) -> None:
         self.say(f"[{n}/{total}] {text}")
@@ -61,13 +81,12 @@ class Stack:
         total = 6 if cfg.demo else 5
         secrets = load_or_create_secrets(cfg.home)
         run_as = RunAs.detect()
-        hub_ports = [cfg.hub_port + i for i in range(cfg.replicas)]
-        portal_ports = [cfg.portal_port + 10 * i for i in range(cfg.replicas)]
+        self._plan_ports()
         for port, what in [
             (cfg.pg_port, "PostgreSQL"),
             (cfg.mqtt_port, "Mosquitto"),
-            *[(p, "the hub") for p in hub_ports],
-            *[(p, "the portal") for p in portal_ports],
+            *[(p, "the hub") for p in self.hub_ports],
+            (cfg.portal_port, "the portal" if cfg.replicas == 1 else "nginx (the portals' proxy)"),
         ]:
             ensure_port_free(port, what, cfg.host)
         (cfg.home / "logs").mkdir(parents=True, exist_ok=True)
@@ -116,49 +135,54 @@ class Stack:
                 ("admin", "(unchanged)", "administrator — reset: ems admin create --reset")
             )
 
-        self._step(5, total, f"hub ×{cfg.replicas} and portal ×{cfg.replicas}")
-        base_env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "PORTAL_"))}
-        for i, port in enumerate(hub_ports, start=1):
-            env = {
-                **base_env,
-                "HUB_DATABASE_URL": dsn,
-                "HUB_MQTT_HOST": cfg.host,
-                "HUB_MQTT_PORT": str(cfg.mqtt_port),
-                "HUB_MQTT_USERNAME": HUB_USER,
-                "HUB_MQTT_PASSWORD": secrets["hub_mqtt_password"],
-                "HUB_CLIENT_ID": f"ems-hub-{i}",
-                "HUB_HTTP_HOST": cfg.host,
-                "HUB_HTTP_PORT": str(port),
-            }
+        self._step(5, total, self._services_line())
+        base_env = inherited(os.environ)
+        for i, port in enumerate(self.hub_ports, start=1):
+            env = {**base_env, **hub_env(cfg, i, port, dsn, secrets)}
             self._spawn(f"hub-{i}", [sys.executable, "-m", "hub"], env)
-        for i, port in enumerate(portal_ports, start=1):
-            env = {
-                **base_env,
-                "PORTAL_DATABASE_URL": dsn,
-                "PORTAL_JWT_SECRET": secrets["jwt_secret"],
-                "PORTAL_MQTT_HOST": cfg.host,
-                "PORTAL_MQTT_PORT": str(cfg.mqtt_port),
-                "PORTAL_MQTT_USERNAME": PORTAL_USER,
-                "PORTAL_MQTT_PASSWORD": secrets["portal_mqtt_password"],
-                "PORTAL_HTTP_HOST": cfg.host,
-                "PORTAL_HTTP_PORT": str(port),
-                "PORTAL_INSTANCE_ID": f"portal-{i}",
-            }
+        for i, port in enumerate(self.portal_ports, start=1):
+            env = {**base_env, **portal_env(cfg, i, port, dsn, secrets)}
             self._spawn(f"portal-{i}", [sys.executable, "-m", "portal"], env)
-        for child, port in zip(self.children, [*hub_ports, *portal_ports], strict=True):
-            health_url = f"http://{cfg.host}:{port}/health"
-            wait_until(
-                functools.partial(http_ok, health_url),
-                timeout=60,
-                what=f"{child.name} (GET /health on port {port})",
-                proc=child.proc,
-                log=child.log,
-            )
+        for child, port in zip(self.children, [*self.hub_ports, *self.portal_ports], strict=True):
+            self._wait_healthy(child, port)
+        if cfg.replicas > 1:
+            self._start_proxy(servers_home / "nginx", run_as, base_env)
         if cfg.demo:
             self._step(6, total, f"demo fleet of {cfg.demo_meters} simulated meters")
             from ems.demo import start_demo
 
             start_demo(self, secrets)
+
+    def _services_line(self) -> str:
+        n = self.cfg.replicas
+        if n == 1:
+            return "hub and portal"
+        return f"hub ×{n}, portal ×{n} and nginx in front of the portals"
+
+    def _wait_healthy(self, child: Child, port: int) -> None:
+        wait_until(
+            functools.partial(http_ok, f"http://{self.cfg.host}:{port}/health"),
+            timeout=60,
+            what=f"{child.name} (GET /health on port {port})",
+            proc=child.proc,
+            log=child.log,
+        )
+
+    def _start_proxy(self, base_dir: Path, run_as: RunAs, env: dict[str, str]) -> None:
+        cfg = self.cfg
+        proxy = NginxProxy(
+            base_dir,
+            cfg.portal_port,
+            [f"{cfg.host}:{p}" for p in self.portal_ports],
+            run_as,
+            host=cfg.host,
+        )
+        proxy.prepare()
+        log = cfg.home / "logs" / "nginx.log"
+        # Started last, so reversed() in stop() closes the front door first.
+        child = Child("nginx", proxy.popen(log, env), log)
+        self.children.append(child)
+        self._wait_healthy(child, cfg.portal_port)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
         log = self.cfg.home / "logs" / f"{name}.log"
@@ -171,10 +195,16 @@ class Stack:
         return self._spawn(name, argv, env)
 
     def banner(self) -> str:
+        host = self.cfg.host
         lines = [
             "",
-            f"EMS is running — portal: {self.portal_url}",
-            f"  hub health: http://{self.cfg.host}:{self.cfg.hub_port}/health",
+            f"EMS is running — portal: {self.portal_url}"
+            + (f" (nginx → {len(self.portal_ports)} portals)" if self.cfg.replicas > 1 else ""),
+            *[f"  hub health: http://{host}:{p}/health" for p in self.hub_ports],
+        ]
+        if self.cfg.replicas > 1:
+            lines += [f"  portal replica: http://{host}:{p}" for p in self.portal_ports]
+        lines += [
             f"  MQTT broker: {self.cfg.host}:{self.cfg.mqtt_port} (authenticated only)",
             f"  data and logs: {self.cfg.home}",
             "  logins:",
@@ -204,7 +234,7 @@ class Stack:
         return None
 
     def stop(self) -> None:
-        """Reverse order: simulators and portals first, then hubs (they drain), then servers."""
+        """Newest first: simulators, nginx, portals, hubs (they drain), then the servers."""
         for child in reversed(self.children):
             code = stop_process(child.proc, sig=signal.SIGTERM, timeout=30)
             self.say(f"stopped {child.name} ({code})")

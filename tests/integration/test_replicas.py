@@ -1,0 +1,204 @@
+"""`ems up --replicas 2`: two hubs sharing the readings, two portals behind nginx, one Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import psycopg
+from websockets.sync.client import connect as ws_connect
+
+from ems.broker import PORTAL_USER
+from ems.procs import free_port
+from hub.protocol import Reading, encode_reading, readings_topic
+from portal.auth.tokens import SESSION_COOKIE
+from tests.helpers import wait_for
+from tests.hubkit import Gateway, add_devices, create_gateway
+
+ADMIN_PASSWORD = "admin-password-1"
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (entry / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline or text in environ:
+            found.append(f"{entry.name}: {cmdline[:120]}")
+    return found
+
+
+def _consecutive_free_ports(n: int) -> int:
+    """A port p such that p .. p+n-1 are all free (the hubs take EMS_HUB_PORT + i)."""
+    for _ in range(100):
+        base = free_port()
+        if base + n > 65535:
+            continue
+        try:
+            for k in range(1, n):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", base + k))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no run of free ports")
+
+
+def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float) -> str:
+    assert proc.stdout is not None
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"{marker!r} not printed; output:\n{''.join(seen)}")
+
+
+def _json(url: str, data: dict[str, Any] | None = None) -> Any:
+    body = json.dumps(data).encode() if data is not None else None
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
+    with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 - loopback
+        assert resp.status == 200
+        return json.loads(resp.read())
+
+
+def _metric(url: str, name: str) -> float:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
+def _count(dsn: str, sql: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(sql).fetchone()
+    return int(row[0]) if row else 0
+
+
+def test_two_replicas_share_the_load_and_stop_together(services_dir: Path) -> None:
+    home = services_dir / ("replicas-" + os.urandom(4).hex())
+    pg_port, mqtt_port, proxy_port = free_port(), free_port(), free_port()
+    hub_port = _consecutive_free_ports(2)
+    env = {
+        **os.environ,
+        "EMS_HOME": str(home),
+        "EMS_PG_PORT": str(pg_port),
+        "EMS_MQTT_PORT": str(mqtt_port),
+        "EMS_HUB_PORT": str(hub_port),
+        "EMS_PORTAL_PORT": str(proxy_port),
+        "EMS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PYTHONUNBUFFERED": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ems", "up", "--replicas", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        out = _read_until(proc, "Press Ctrl-C", timeout=90)
+        proxy = f"http://127.0.0.1:{proxy_port}"
+        assert f"portal: {proxy} (nginx" in out
+        hubs = [f"http://127.0.0.1:{hub_port + i}" for i in range(2)]
+
+        # Through nginx: every request answered, by both portals in turn.
+        answers = [_json(f"{proxy}/health") for _ in range(6)]
+        assert all(a["status"] == "ok" for a in answers)
+        assert {a["instance"] for a in answers} == {"portal-1", "portal-2"}
+        for hub in hubs:
+            _json(f"{hub}/health")  # 200
+
+        # A browser's WebSocket (session cookie, Origin of the proxy) through nginx reaches
+        # either portal: the upgrade, the Host with its port and the cookie all pass.
+        login = _json(
+            f"{proxy}/api/v1/auth/login", {"username": "admin", "password": ADMIN_PASSWORD}
+        )
+        replicas = set()
+        for _ in range(4):
+            with ws_connect(
+                f"ws://127.0.0.1:{proxy_port}/ws",
+                origin=proxy,
+                additional_headers={"Cookie": f"{SESSION_COOKIE}={login['token']}"},
+                open_timeout=5,
+            ) as ws:
+                ready = json.loads(ws.recv(timeout=5))
+                assert ready["type"] == "ready", ready
+                replicas.add(ready["replica"])
+        assert replicas == {"portal-1", "portal-2"}
+
+        # Readings split across both hubs (one share group) and stored exactly once, even the
+        # duplicates that reach the other hub.
+        secrets = json.loads((home / "secrets.json").read_text())
+        dsn = f"postgresql://ems:{secrets['pg_password']}@127.0.0.1:{pg_port}/ems"
+        broker = SimpleNamespace(
+            host="127.0.0.1",
+            port=mqtt_port,
+            portal_user=PORTAL_USER,
+            portal_password=secrets["portal_mqtt_password"],
+        )
+        devices = add_devices(dsn, 20)
+        start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+        messages = [
+            (
+                readings_topic(d),
+                encode_reading(Reading(d, start + timedelta(minutes=10 * k), 100.0 + k)),
+            )
+            for k in range(50)
+            for d in devices
+        ]
+        gateway = Gateway(broker, *create_gateway(broker))
+        gateway.publish_many([*messages, *messages[:200]])
+        gateway.close()
+        unique = len(messages)
+
+        def stored() -> list[float]:
+            return [_metric(f"{hub}/metrics", "hub_readings_stored_total") for hub in hubs]
+
+        wait_for(
+            lambda: (
+                sum(stored()) >= unique and _count(dsn, "SELECT count(*) FROM readings") >= unique
+            ),
+            timeout=30,
+            what=f"{unique} readings stored",
+        )
+        per_hub = stored()
+        assert all(n > 0 for n in per_hub), f"one hub did all the work: {per_hub}"
+        assert sum(per_hub) == unique
+        time.sleep(0.5)  # let any late duplicate land before the final count
+        assert _count(dsn, "SELECT count(*) FROM readings") == unique
+
+        # One Ctrl-C stops everything: nginx, portals, hubs, Mosquitto, PostgreSQL.
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, rest
+        assert "stopped nginx" in rest and "all stopped" in rest
+        wait_for(
+            lambda: not _processes_mentioning(str(home)),
+            timeout=10,
+            what="every child process to exit",
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
