@@ -33,7 +33,6 @@ from ems.procs import free_port
 from hub.protocol import Reading, encode_reading, readings_topic
 from tests.hubkit import Gateway, add_devices, count, create_gateway, hub_process
 
-
 MARK = 1e9  # registers in the latency phase start here, far above the drained stream's
 
 

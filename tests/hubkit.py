@@ -181,8 +181,11 @@ def wait_rolled_up(dsn: str, timeout: float = 30) -> None:
     """Readings are committed with a rollup mark; hours are final once no mark is left."""
     from tests.helpers import wait_for
 
-    wait_for(lambda: count(dsn, "SELECT count(*) FROM rollup_dirty") == 0, timeout=timeout,
-             what="the hourly rollup to catch up")
+    wait_for(
+        lambda: count(dsn, "SELECT count(*) FROM rollup_dirty") == 0,
+        timeout=timeout,
+        what="the hourly rollup to catch up",
+    )
 
 
 def stored_hours(dsn: str, device_id: uuid.UUID) -> dict[Any, tuple[float, str]]:
