@@ -19,6 +19,7 @@ from ems.procs import free_port
 from migrations.runner import MigrationError, current_version, discover, migrate
 from tests.conftest import BrokerInfo
 from tests.helpers import Subscriber, mqtt_connect_result, wait_for
+from tests.stackkit import processes_mentioning, read_until
 
 SCHEMA_QUERY = """
 SELECT table_name, column_name, data_type, is_nullable, column_default
@@ -181,21 +182,6 @@ def test_service_account_cannot_publish_a_meter_reading(broker: BrokerInfo) -> N
 # --- ems up ---------------------------------------------------------------------------------
 
 
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environ = (entry / "environ").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline or text in environ:
-            found.append(f"{entry.name}: {cmdline[:120]}")
-    return found
-
-
 def _ems_up(home: Path, ports: dict[str, int], *extra: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
@@ -216,20 +202,6 @@ def _ems_up(home: Path, ports: dict[str, int], *extra: str) -> subprocess.Popen[
     )
 
 
-def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 120) -> str:
-    assert proc.stdout is not None
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError(f"{marker!r} not printed; output:\n{''.join(seen)}")
-
-
 def _get(url: str) -> int:
     with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310
         return int(resp.status)
@@ -246,18 +218,18 @@ def test_ems_up_serves_health_and_ctrl_c_leaves_nothing_behind(
     home = services_dir / ("up-" + os.urandom(4).hex())
     proc = _ems_up(home, up_ports)
     try:
-        out = _read_until(proc, "Press Ctrl-C")
+        out = read_until(proc, "Press Ctrl-C")
         assert f"http://127.0.0.1:{up_ports['portal']}" in out
         assert "admin" in out
         assert _get(f"http://127.0.0.1:{up_ports['hub']}/health") == 200
         assert _get(f"http://127.0.0.1:{up_ports['portal']}/health") == 200
-        assert _processes_mentioning(str(home)), "the stack's processes should be visible"
+        assert processes_mentioning(str(home)), "the stack's processes should be visible"
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=90)
         assert proc.returncode == 0, rest
         assert "all stopped" in rest
         wait_for(
-            lambda: not _processes_mentioning(str(home)),
+            lambda: not processes_mentioning(str(home)),
             timeout=10,
             what="every child process to exit",
         )
@@ -269,7 +241,7 @@ def test_ems_up_serves_health_and_ctrl_c_leaves_nothing_behind(
     # A second `ems up` reuses the data: no new cluster, the administrator still there.
     proc = _ems_up(home, up_ports)
     try:
-        out = _read_until(proc, "Press Ctrl-C")
+        out = read_until(proc, "Press Ctrl-C")
         assert "initialised" not in out
         assert "schema is up to date" in out
         assert "(unchanged)" in out
@@ -277,7 +249,7 @@ def test_ems_up_serves_health_and_ctrl_c_leaves_nothing_behind(
         proc.communicate(timeout=90)
         assert proc.returncode == 0
         wait_for(
-            lambda: not _processes_mentioning(str(home)),
+            lambda: not processes_mentioning(str(home)),
             timeout=10,
             what="every child process to exit",
         )

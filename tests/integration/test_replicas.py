@@ -24,23 +24,9 @@ from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.tokens import SESSION_COOKIE
 from tests.helpers import wait_for
 from tests.hubkit import Gateway, add_devices, create_gateway
+from tests.stackkit import processes_mentioning, read_until
 
 ADMIN_PASSWORD = "admin-password-1"
-
-
-def _processes_mentioning(text: str) -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            environ = (entry / "environ").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if text in cmdline or text in environ:
-            found.append(f"{entry.name}: {cmdline[:120]}")
-    return found
 
 
 def _consecutive_free_ports(n: int) -> int:
@@ -57,20 +43,6 @@ def _consecutive_free_ports(n: int) -> int:
             continue
         return base
     raise AssertionError("no run of free ports")
-
-
-def _read_until(proc: subprocess.Popen[str], marker: str, timeout: float) -> str:
-    assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if marker in line:
-            return "".join(seen)
-    raise AssertionError(f"{marker!r} not printed; output:\n{''.join(seen)}")
 
 
 def _json(url: str, data: dict[str, Any] | None = None) -> Any:
@@ -117,7 +89,7 @@ def test_two_replicas_share_the_load_and_stop_together(services_dir: Path) -> No
         env=env,
     )
     try:
-        out = _read_until(proc, "Press Ctrl-C", timeout=90)
+        out = read_until(proc, "Press Ctrl-C", timeout=90)
         proxy = f"http://127.0.0.1:{proxy_port}"
         assert f"portal: {proxy} (nginx" in out
         hubs = [f"http://127.0.0.1:{hub_port + i}" for i in range(2)]
@@ -194,7 +166,7 @@ def test_two_replicas_share_the_load_and_stop_together(services_dir: Path) -> No
         assert proc.returncode == 0, rest
         assert "stopped nginx" in rest and "all stopped" in rest
         wait_for(
-            lambda: not _processes_mentioning(str(home)),
+            lambda: not processes_mentioning(str(home)),
             timeout=10,
             what="every child process to exit",
         )

@@ -1,0 +1,38 @@
+"""Test kit for `ems up` run as a user runs it: a subprocess, its output, its processes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Processes whose command line or environment mentions ``text`` (e.g. an EMS_HOME)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (entry / "environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline or text in environ:
+            found.append(f"{entry.name}: {cmdline[:120]}")
+    return found
+
+
+def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 120) -> str:
+    """Read ``proc``'s output until a line contains ``marker``; fail with what it printed."""
+    assert proc.stdout is not None
+    seen = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"{marker!r} not printed; output:\n{''.join(seen)}")
