@@ -57,6 +57,15 @@ def pg_server(services_dir: Path, run_as: RunAs) -> Iterator[PostgresServer]:
         services_dir / "pg" / "data", free_port(), secrets.token_urlsafe(16), run_as
     )
     server.init()
+    # Opt-in, e.g. EMS_TEST_PG_PRELOAD=timescaledb: the suite on an extension-enabled server.
+    # In postgresql.conf, so tests that restart the server without settings keep it.
+    if preload := os.environ.get("EMS_TEST_PG_PRELOAD"):
+        with (server.data_dir / "postgresql.conf").open("a") as conf:
+            conf.write(f"shared_preload_libraries = '{preload}'\n")
+            if "timescaledb" in preload:
+                # No job schedulers: they connect to every database, the template too, and
+                # CREATE DATABASE ... TEMPLATE refuses a template that has other sessions.
+                conf.write("timescaledb.max_background_workers = 0\n")
     # Durability is not what the suite tests (except where a test says so): skip fsync.
     server.start(extra={"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"})
     server.create_database(TEMPLATE_DB)
