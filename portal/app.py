@@ -22,17 +22,26 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, g
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from portal.alerts.controllers import AlertController
+from portal.alerts.pages import AlertPages
+from portal.alerts.push import AlertPush
 from portal.audit.controllers import AuditController
 from portal.auth.authenticator import Authenticator
 from portal.auth.controllers import AuthController, MeController
 from portal.auth.guards import csrf_protect, requires_login
 from portal.auth.middleware import AuthenticationMiddleware
 from portal.broker_link import BrokerLink
+from portal.chat.controllers import ChatController
+from portal.chat.relay import ChatRelay
+from portal.dashboards.controllers import ConsumptionController
 from portal.db import session_factory
 from portal.deps import dependencies
 from portal.devices.controllers import DeviceController
 from portal.errors import exception_handlers
 from portal.pages import page_routers
+from portal.realtime import Realtime
+from portal.realtime.feeds import install_device_feeds
+from portal.realtime.socket import realtime_socket
 from portal.settings import PortalSettings
 from portal.users.controllers import UserController
 
@@ -48,18 +57,24 @@ def create_app(settings: PortalSettings) -> Litestar:
     )
     authenticator = Authenticator(engine, settings.jwt_secret, ttl_s=settings.auth_cache_ttl_s)
     broker = BrokerLink(settings)
+    realtime = Realtime(settings, engine)
+    install_device_feeds(realtime)
+    chat = ChatRelay(realtime, engine)
+    alert_push = AlertPush(realtime, engine)
 
     @asynccontextmanager
     async def lifespan(_app: Litestar) -> AsyncIterator[None]:
         # The broker connection is supervised in the background: the portal serves pages and
         # reads while the broker is away; only credential changes need it (503 meanwhile).
         supervisor = asyncio.create_task(broker.run(), name="broker-link")
+        events = asyncio.create_task(realtime.run(), name="realtime")
         try:
             yield
         finally:
-            supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await supervisor
+            for task in (events, supervisor):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await engine.dispose()
 
     @get("/health", media_type=MediaType.JSON, include_in_schema=False, opt={"public": True})
@@ -70,7 +85,14 @@ def create_app(settings: PortalSettings) -> Litestar:
                 await conn.execute(text("SELECT 1"))
         except Exception as exc:
             return Response({"status": "degraded", "database": type(exc).__name__}, status_code=503)
-        return Response({"status": "ok", "database": "ok", "instance": settings.instance_id})
+        return Response(
+            {
+                "status": "ok",
+                "database": "ok",
+                "instance": settings.instance_id,
+                "events": "subscribed" if realtime.subscribed else "connecting",
+            }
+        )
 
     @get("/metrics", include_in_schema=False, opt={"public": True})
     async def metrics() -> Response[bytes]:
@@ -79,16 +101,30 @@ def create_app(settings: PortalSettings) -> Litestar:
     static = create_static_files_router(
         path="/static", directories=[HERE / "static"], opt={"public": True}
     )
+    # The charting library, installed from the npm lockfile by scripts/bootstrap.sh (npm ci);
+    # if it is missing the dashboards show their tables without charts.
+    chart_library = create_static_files_router(
+        path="/static/vendor/uplot",
+        directories=[HERE / "frontend" / "node_modules" / "uplot" / "dist"],
+        opt={"public": True},
+        include_in_schema=False,
+    )
     return Litestar(
         route_handlers=[
             health,
             metrics,
             static,
+            chart_library,
+            realtime_socket,
             AuthController,
             MeController,
             UserController,
             DeviceController,
             AuditController,
+            ConsumptionController,
+            AlertController,
+            ChatController,
+            AlertPages,
             *page_routers(),
         ],
         lifespan=[lifespan],
@@ -98,6 +134,9 @@ def create_app(settings: PortalSettings) -> Litestar:
                 "db_sessions": session_factory(engine),
                 "authenticator": authenticator,
                 "broker": broker,
+                "realtime": realtime,
+                "chat": chat,
+                "alert_push": alert_push,
             }
         ),
         dependencies=dependencies(),

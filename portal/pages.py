@@ -33,6 +33,8 @@ NOTICES = {
     "device-updated": "Device saved.",
     "device-assigned": "Owner changed.",
     "device-deleted": "Device deleted and its meter credentials revoked.",
+    "alert-acknowledged": "Alert acknowledged.",
+    "alert-retracted": "That alert was retracted (the hour fell back under the limit).",
 }
 
 
@@ -127,7 +129,18 @@ def problem(exc: Exception) -> str:
 def page_routers() -> list[ControllerRouterHandler]:
     from portal.audit.pages import AuditPages
     from portal.auth.pages import AuthPages
+    from portal.chat.pages import ChatPages
+    from portal.dashboards.pages import DashboardPages, FleetPages
     from portal.devices.pages import AdminDevicePages, ClientPages
     from portal.users.pages import AdminUserPages
 
-    return [AuthPages, ClientPages, AdminUserPages, AdminDevicePages, AuditPages]
+    return [
+        AuthPages,
+        ClientPages,
+        AdminUserPages,
+        AdminDevicePages,
+        AuditPages,
+        DashboardPages,
+        FleetPages,
+        ChatPages,
+    ]

@@ -1,0 +1,111 @@
+"""The replica's MQTT event subscription: every portal replica gets every event.
+
+``EventLink.run()`` is a supervisor task (started by the lifespan): connect, subscribe, read
+until the connection drops, reconnect with backoff and jitter. The subscriptions are made
+inside the connected context on every connect (aiomqtt's reconnection recipe): the session is
+clean, so a reconnect without them would silently receive nothing. Refused credentials are
+reported once and not retried. Events missed while disconnected are not replayed — pages load
+state from the database and only use events to stay current.
+
+Messages are handed to ``on_message`` one at a time, in arrival order (chat relies on the
+order of a conversation's events), so handlers must be quick: look up, enqueue, return.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+
+import aiomqtt
+
+from portal.errors import ServiceUnavailable
+from portal.settings import PortalSettings
+
+log = logging.getLogger("portal.realtime")
+
+OnMessage = Callable[[str, bytes], Awaitable[None]]
+_REFUSED_CODES = {4, 5, 134, 135}  # bad user name or password, not authorised
+
+
+def _refused(exc: aiomqtt.MqttError) -> bool:
+    rc = getattr(exc, "rc", None)
+    return getattr(rc, "value", rc) in _REFUSED_CODES
+
+
+def _payload(value: object) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return b"" if value is None else str(value).encode()
+
+
+class EventLink:
+    def __init__(
+        self, settings: PortalSettings, topics: Sequence[str], on_message: OnMessage
+    ) -> None:
+        self._settings = settings
+        self._topics = list(topics)
+        self._on_message = on_message
+        self._client: aiomqtt.Client | None = None
+        self.subscribed = asyncio.Event()
+        self.fatal: str | None = None
+        self._where = f"{settings.mqtt_host}:{settings.mqtt_port}"
+
+    async def run(self) -> None:
+        delay, reported = 0.2, False
+        while True:
+            client = aiomqtt.Client(
+                hostname=self._settings.mqtt_host,
+                port=self._settings.mqtt_port,
+                username=self._settings.mqtt_username,
+                password=self._settings.mqtt_password,
+                identifier=f"ems-portal-{self._settings.instance_id}-{uuid.uuid4().hex[:8]}",
+                keepalive=30,
+            )
+            try:
+                async with client:
+                    await client.subscribe([(topic, 1) for topic in self._topics])
+                    self._client = client
+                    self.subscribed.set()
+                    log.info("subscribed to portal events at %s", self._where)
+                    delay, reported = 0.2, False
+                    async for message in client.messages:
+                        # A retained message replayed on subscribe is old state, not an event.
+                        if not message.retain:
+                            await self._on_message(str(message.topic), _payload(message.payload))
+            except aiomqtt.MqttError as exc:
+                if _refused(exc):
+                    self.fatal = f"the broker at {self._where} refused the portal's credentials"
+                    log.error("%s (%s): no live events", self.fatal, exc)
+                    return
+                log.log(
+                    logging.DEBUG if reported else logging.WARNING,
+                    "event subscription at %s lost (%s); reconnecting",
+                    self._where,
+                    exc,
+                )
+                reported = True
+            except Exception:  # a supervisor must outlive surprises; say what happened
+                log.exception("event subscription failed unexpectedly; reconnecting")
+            finally:
+                self._client = None
+                self.subscribed.clear()
+            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
+            delay = min(delay * 2, 10.0)
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        """Publish on the event connection; waits briefly for a reconnect, else 503."""
+        if self._client is None and self.fatal is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.subscribed.wait(), self._settings.broker_wait_s)
+        client = self._client
+        if client is None:
+            reason = self.fatal or f"the MQTT broker at {self._where} is unreachable"
+            raise ServiceUnavailable(f"{reason} — live updates cannot be sent; try again")
+        try:
+            await client.publish(topic, payload, qos=qos)
+        except aiomqtt.MqttError as exc:
+            raise ServiceUnavailable(f"the MQTT broker did not take the event ({exc})") from exc

@@ -1,0 +1,85 @@
+/* EMS alerts in every signed-in page: the bell's unread count and a toast per new alert.
+ *
+ * The count comes from GET /api/v1/alerts/unread-count on load and after every reconnect
+ * (events missed while disconnected are not replayed), then from the "unread" field of each
+ * {"type": "alert"} socket message (realtime.js). Toasts use textContent only.
+ */
+(function () {
+  "use strict";
+  var TITLES = {
+    hourly_limit: "Hourly limit exceeded",
+    early_warning: "Early warning",
+    offline: "Device offline",
+    online: "Device back online",
+  };
+  var TOAST_MS = 15000;
+
+  function bell() { return document.querySelector("[data-testid=bell-count]"); }
+
+  function setCount(n) {
+    var el = bell();
+    if (!el || typeof n !== "number") return;
+    el.textContent = n > 99 ? "99+" : String(n);
+    el.hidden = n <= 0;
+    var link = el.parentElement;
+    if (link) link.setAttribute("aria-label", n + " unread alert" + (n === 1 ? "" : "s"));
+  }
+
+  function refresh() {
+    fetch("/api/v1/alerts/unread-count", {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) { if (body) setCount(body.unread); })
+      .catch(function () { /* the next alert or reconnect will tell */ });
+  }
+
+  function container() {
+    var box = document.getElementById("ems-toasts");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "ems-toasts";
+      box.className = "toasts";
+      box.setAttribute("role", "status");
+      box.setAttribute("aria-live", "polite");
+      document.body.appendChild(box);
+    }
+    return box;
+  }
+
+  function toast(alert) {
+    var el = document.createElement("div");
+    el.className = "toast toast-" + alert.kind;
+    el.setAttribute("data-testid", "toast");
+    el.setAttribute("data-alert-id", alert.id);
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "close";
+    close.setAttribute("aria-label", "Dismiss");
+    close.textContent = "×";
+    close.onclick = function () { el.remove(); };
+    var title = document.createElement("strong");
+    title.textContent = TITLES[alert.kind] || "Alert";
+    var text = document.createElement("span");
+    text.className = "toast-text";
+    text.textContent = alert.text;
+    var link = document.createElement("a");
+    link.href = "/alerts?show=unread";
+    link.textContent = " View alerts";
+    el.append(close, title, text, link);
+    container().appendChild(el);
+    setTimeout(function () { el.remove(); }, TOAST_MS);
+  }
+
+  function start() {
+    var rt = window.emsRealtime;
+    if (!rt) return;
+    rt.on("alert", function (msg) {
+      setCount(msg.unread);
+      if (msg.event === "raised" && msg.alert) toast(msg.alert);
+    });
+    rt.on("open", refresh);
+    refresh();
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();

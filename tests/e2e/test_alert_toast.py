@@ -1,0 +1,86 @@
+"""A client watching their page sees a toast and the bell count go up the moment a reading
+pushes the hour over their device's limit — real meter readings, hub, portal and browser."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from playwright.sync_api import Page, expect
+
+from hub.protocol import Reading, encode_reading, readings_topic
+from portal.auth.passwords import hash_password
+from tests.conftest import BrokerInfo
+from tests.e2e.live_portal import LivePortal
+from tests.e2e.test_portal_admin import sign_in
+from tests.hubkit import Gateway, create_gateway, start_hub
+
+
+def add_client_with_device(dsn: str) -> uuid.UUID:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "INSERT INTO users (username, name, role, password_hash, time_zone)"
+            " VALUES ('carol', 'Carol', 'client', %s, 'Europe/Paris') RETURNING id",
+            (hash_password("carol-password"),),
+        ).fetchone()
+        assert row is not None
+        device = conn.execute(
+            "INSERT INTO devices (name, max_hourly_kwh, owner_id, interval_s)"
+            " VALUES ('Kitchen', 1, %s, 60) RETURNING id",
+            (row[0],),
+        ).fetchone()
+    assert device is not None
+    return uuid.UUID(str(device[0]))
+
+
+def test_a_reading_over_the_limit_shows_a_toast_and_bumps_the_bell(
+    live_portal: LivePortal,
+    database_url: str,
+    broker: BrokerInfo,
+    page: Page,
+    artifacts: Path,
+) -> None:
+    device = add_client_with_device(database_url)
+    # Playwright's sync API owns this thread's event loop: asyncio.run goes to another thread.
+    with ThreadPoolExecutor(1) as pool:
+        gateway_user = pool.submit(create_gateway, broker).result()
+    hub = start_hub(database_url, broker)
+    gateway = Gateway(broker, *gateway_user)
+    try:
+        sign_in(page, live_portal, "carol", "carol-password")
+        expect(page).to_have_url(f"{live_portal.url}/devices")
+        expect(page.get_by_test_id("bell-count")).to_be_hidden()
+        page.wait_for_function("window.emsRealtime && window.emsRealtime.connected")
+        page.evaluate("window.__sameDocument = true")
+
+        now = datetime.now(UTC).replace(microsecond=0)
+        for ts, energy in ((now - timedelta(minutes=2), 100.0), (now, 102.4)):
+            gateway.publish(readings_topic(device), encode_reading(Reading(device, ts, energy)))
+        gateway.flush()
+
+        toast = page.get_by_test_id("toast")
+        expect(toast).to_be_visible()
+        expect(toast).to_contain_text("Hourly limit exceeded")
+        expect(toast).to_contain_text("Device 'Kitchen' used 2.4 kWh between")
+        expect(toast).to_contain_text("above its limit of 1 kWh")
+        expect(page.get_by_test_id("bell-count")).to_have_text("1")
+        assert page.evaluate("window.__sameDocument") is True  # no reload happened
+        page.screenshot(path=str(artifacts / "alert-toast.png"), full_page=True)
+
+        # The history page comes from the database, and acknowledging clears the bell.
+        page.get_by_test_id("bell").click()
+        rows = page.get_by_test_id("alerts").locator("tr.alert-row")
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text("used 2.4 kWh")
+        rows.first.get_by_role("button", name="Acknowledge").click()
+        expect(page.get_by_role("status").first).to_have_text("Alert acknowledged.")
+        expect(page.get_by_test_id("bell-count")).to_be_hidden()
+        page.get_by_role("link", name="All", exact=True).click()
+        expect(rows.first).to_contain_text("Acknowledged")
+        page.screenshot(path=str(artifacts / "alert-history.png"), full_page=True)
+    finally:
+        gateway.close()
+        hub.stop()
