@@ -135,6 +135,21 @@ def test_each_caller_lists_exactly_their_alerts_newest_first(world: World) -> No
     assert world.get("bob", f"/api/v1/alerts/{world.ids['a_limit']}").status_code == 404
 
 
+def test_a_new_owner_gets_the_devices_unowned_alerts_not_the_previous_owners(
+    world: World,
+) -> None:
+    with psycopg.connect(world.settings.database_url) as conn:
+        conn.execute(
+            "UPDATE devices SET owner_id = %s WHERE id = %s",
+            (world.ids["bob"], world.ids["dev_alice"]),
+        )
+    # a_offline was raised while nobody was named on it; a_limit and a_retracted were alice's.
+    assert listed(world, "bob") == ["a_offline", "b_limit"]
+    assert listed(world, "alice") == ["a_retracted", "a_limit"]
+    assert world.get("bob", f"/api/v1/alerts/{world.ids['a_limit']}").status_code == 404
+    assert world.get("bob", "/api/v1/alerts/unread-count").json()["unread"] == 2
+
+
 def test_filters_and_pages(world: World) -> None:
     assert listed(world, "alice", status="retracted") == ["a_retracted"]
     assert listed(world, "alice", unread="true") == ["a_offline", "a_limit"]
