@@ -28,6 +28,9 @@ class Message:
     mid: int
     qos: int
     received: float  # time.monotonic() at arrival
+    # Set on a retained message the broker replays because the hub (re)subscribed: old state,
+    # not news (MQTT 5 §3.3.1.3; a live message is forwarded with the flag clear).
+    retain: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,8 +243,12 @@ class PgStorage:
         )
         return [r[0] for r in back]  # type: ignore[misc]
 
-    def set_status(self, device_id: UUID, state: str, reason: str) -> bool:
-        """Record a status from the meter's status topic; True if it changed."""
+    def set_status(
+        self, device_id: UUID, state: str, reason: str, not_before: datetime | None = None
+    ) -> bool:
+        """Record a status from the meter's status topic; True if it changed. With
+        ``not_before`` (a replayed status's own time) it changes only a state recorded
+        before that time."""
         with self.conn.transaction():
             row = self.conn.execute(
                 "INSERT INTO device_status AS s (device_id, state, since, last_seen)"
@@ -253,8 +257,9 @@ class PgStorage:
                 " ON CONFLICT (device_id) DO UPDATE SET state = excluded.state, since = now(),"
                 "   last_seen = coalesce(excluded.last_seen, s.last_seen)"
                 " WHERE s.state IS DISTINCT FROM excluded.state"
+                "   AND (%s::timestamptz IS NULL OR s.since < %s::timestamptz)"
                 " RETURNING device_id",
-                (device_id, state, state, device_id),
+                (device_id, state, state, device_id, not_before, not_before),
             ).fetchone()
             if row is not None:
                 self.conn.execute(

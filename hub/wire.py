@@ -281,7 +281,7 @@ def parse_packets(
                 # The broker validates UTF-8; "replace" keeps a bad one from wedging the session
                 # (the hub dead-letters topics it cannot parse).
                 topic = topics[raw] = raw.decode("utf-8", "replace")
-            add(new(topic, data[p:nxt], mid, qos, now))
+            add(new(topic, data[p:nxt], mid, qos, now, first & 1 == 1))
         else:
             control.append((first, data[body:nxt]))
         pos = nxt

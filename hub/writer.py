@@ -232,7 +232,7 @@ class BatchWriter:
             self.ack(msg.mid, msg.qos)
             return
         try:
-            state, _ts = decode_status(msg.payload)
+            state, ts = decode_status(msg.payload)
         except DecodeError as exc:
             letter = DeadLetter(
                 msg.topic, parsed[0], exc.reason, exc.message, truncate_payload(msg.payload)
@@ -240,9 +240,19 @@ class BatchWriter:
             self._commit_resilient_dead(msg, letter, stop)
             return
         reason = "birth" if state == "online" else "will"
+        # A status replayed on (re)subscribe may be older than what the hub has recorded since
+        # (a silent meter marked offline by staleness still has "online" retained): it counts
+        # only if its own time is later than the recorded change. One without a time is left
+        # to staleness, which catches a meter that died while no hub was listening.
+        not_before = None
+        if msg.retain:
+            if ts is None:
+                self.ack(msg.mid, msg.qos)
+                return
+            not_before = ts
         while not stop.is_set():
             try:
-                changed = self.storage.set_status(parsed[0], state, reason)
+                changed = self.storage.set_status(parsed[0], state, reason, not_before)
                 break
             except psycopg.Error as exc:
                 self._db_down(exc)

@@ -211,3 +211,50 @@ def test_meter_offline_by_last_will_and_by_staleness_and_back_online(database_ur
             meter.stdout.close()
         hub.stop()
         gw.close()
+
+
+def test_a_restarted_hub_takes_replayed_status_only_when_it_is_news(database_url, broker) -> None:
+    """Retained statuses come back on every (re)subscribe: only a newer one changes the state."""
+    silent, returned = add_devices(database_url, 2, interval_s=1)
+    gw = Gateway(broker, *create_gateway(broker))
+    gw.client.publish(status_topic(silent), encode_status("online", datetime.now(UTC)), 1, True)
+    hub = start_hub(database_url, broker, stale_intervals=3.0, status_check_interval_s=0.2)
+    try:
+        # Connected but silent: the birth made it online, staleness makes it offline.
+        wait_for(lambda: _state(database_url, silent) == "offline", timeout=15, what="stale")
+    finally:
+        hub.stop()
+    # While no hub listens, `returned` comes back with a fresh (retained) birth after an
+    # offline the hub recorded an hour ago.
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO device_status (device_id, state, since) VALUES (%s, 'offline', %s)",
+            (returned, datetime.now(UTC) - timedelta(hours=1)),
+        )
+    gw.client.publish(status_topic(returned), encode_status("online", datetime.now(UTC)), 1, True)
+    gw.close()
+    before = alerts(database_url, silent)
+    hub = start_hub(database_url, broker, stale_intervals=1e6)
+    try:
+        # Mosquitto sends a subscription's retained messages together, right after the
+        # SUBACK: once one is applied and nothing is queued, the other was taken too.
+        wait_for(
+            lambda: (
+                _state(database_url, returned) == "online" and hub.metrics.backlog._value.get() == 0
+            ),
+            what="the new hub to take both replayed statuses",
+        )
+        assert _state(database_url, returned) == "online"
+        assert _state(database_url, silent) == "offline"  # its "online" is older than that
+        assert alerts(database_url, silent) == before  # no online/offline flapping
+        assert [a[0] for a in alerts(database_url, returned)] == ["online"]
+    finally:
+        hub.stop()
+
+
+def _state(dsn: str, device: uuid.UUID) -> str | None:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT state FROM device_status WHERE device_id = %s", (device,)
+        ).fetchone()
+    return None if row is None else str(row[0])

@@ -167,6 +167,13 @@ def test_a_buffer_of_several_packets_and_a_partial_one() -> None:
         assert control == [(0x20, CONNACK[2:]), (0x90, SUBACK[2:]), (0xD0, b"")]
 
 
+def test_a_replayed_retained_message_is_marked_as_such() -> None:
+    live = encode_publish("ems/v1/meters/a/status", b"{}", 1, 1)
+    replayed = encode_publish("ems/v1/meters/a/status", b"{}", 1, 2, retain=True)
+    messages, _, _ = parse(live + replayed)
+    assert [m.retain for m in messages] == [False, True]
+
+
 def test_parsing_starts_and_stops_where_told() -> None:
     packet = encode_publish("t", b"p", 1, 9)
     data = b"junk" + packet + packet
