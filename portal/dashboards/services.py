@@ -130,8 +130,10 @@ class ConsumptionService:
         if peaky is not None:
             k = peaky[0]
             bounds = {"device_id": device_id, "lo": starts[k], "hi": starts[k + 1]}
-            row = (await self.session.execute(_PEAK_HOUR, bounds)).one()
-            peak_hour = PeakHour(hour=row.hour.astimezone(self.tz), energy_kwh=row.energy_kwh)
+            # first(): the hub may be rewriting that day's hours between the two queries.
+            row = (await self.session.execute(_PEAK_HOUR, bounds)).first()
+            if row is not None:
+                peak_hour = PeakHour(hour=row.hour.astimezone(self.tz), energy_kwh=row.energy_kwh)
         return DailyRange(
             device_id=device_id,
             from_=span.first,
