@@ -1,15 +1,15 @@
-"""Dashboard query benchmark: a year of hourly energy per meter, the portal over real HTTP.
+"""Dashboard query benchmark: a fleet's year of 10-minute readings, the portal over real HTTP.
 
 What it builds (sizes are flags):
-  - ``--meters`` devices (default 200; ``--meters 1000`` is the full-size fleet), one client
-    in Europe/Bucharest owning them all;
-  - a year of ``hourly_energy`` for every meter, generated in PostgreSQL (INSERT … SELECT over
-    generate_series) in time order — hour by hour across the fleet, the physical layout the hub's
-    rollups produce — about 1% of hours flagged ``estimated``. The charts read only this table,
-    so 52 million raw 10-minute readings (1,000 meters × a year) would add hours of loading and
-    change nothing measured here;
-  - ``--raw-days`` days of raw 10-minute readings for every meter (the readings endpoint's data).
-
+  - ``--meters`` devices (default 1,000), one client in Europe/Bucharest owning them all;
+  - ``--days`` days (default 365, from local 1 January) of raw 10-minute readings for every
+    meter — 52.6 million rows at full size — generated in PostgreSQL in time order (a month
+    per statement), as the hub would have stored them. Each register follows a closed form
+    with a daily shape and a per-meter scale, so it is monotonic;
+  - the ``hourly_energy`` rollup of exactly those readings, by the rule the hub applies (each
+    10-minute delta belongs to the hour of its later reading; the first reading is the
+    baseline), also in SQL: the hub's rollup of 52 million readings would time the hub, not
+    the dashboards.
 Then it starts the portal as users run it (``python -m portal``), signs in as the client and
 times sequential authenticated requests (keep-alive) to:
   day    GET /api/v1/devices/{id}/consumption/hourly?date=…           (24 values)
@@ -18,7 +18,7 @@ times sequential authenticated requests (keep-alive) to:
 each for a random meter and a random day or month. Targets (plain PostgreSQL): day p95 ≤ 20 ms,
 year p95 ≤ 50 ms.
 
-    uv run python bench/dashboard.py [--meters 200] [--requests 300] [--raw-days 3]
+    uv run python bench/dashboard.py [--meters 1000] [--days 365] [--requests 300]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import random
 import sys
 import tempfile
 import time
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -50,7 +50,12 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def load(dsn: str, meters: int, raw_days: int) -> None:
+# A meter's register at H hours after the start: scale × (0.6 H + 0.4 ∫(1 + sin(2πh/24)) dh),
+# monotonic (its rate is at least 0.6 × scale kWh/h) with a daily peak in the afternoon.
+REGISTER = "1000 + b.scale * (0.6 * {h} + 0.4 * ({h} + 12 / pi() * (1 - cos(2 * pi() * {h} / 24))))"
+
+
+def load(dsn: str, meters: int, days: int) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         user = conn.execute(
             "INSERT INTO users (username, role, password_hash, time_zone)"
@@ -63,44 +68,61 @@ def load(dsn: str, meters: int, raw_days: int) -> None:
             " SELECT 'meter ' || k, 5, %s FROM generate_series(1, %s) k",
             (user[0], meters),
         )
-        # The year in local time: from local midnight on 1 January to local midnight a year on.
+        conn.execute(
+            "CREATE TEMP TABLE bench_scale AS SELECT id, 0.5 + random() AS scale FROM devices"
+        )
+        # The year in local time: from local midnight on 1 January.
         lo = conn.execute(f"SELECT '{YEAR}-01-01'::timestamp AT TIME ZONE %s", (TZ,)).fetchone()
         assert lo is not None
-        start = lo[0]
-        for month in range(12):  # a month per statement: progress, and bounded transactions
-            t0 = time.perf_counter()
+        start, end = lo[0], lo[0] + timedelta(days=days)
+        hours_since = "extract(epoch FROM {t} - %(lo)s) / 3600.0"
+        chunk, t0 = timedelta(days=30), time.perf_counter()
+        for k, a in enumerate(_steps(start, end, chunk)):  # bounded transactions, progress
+            b_ = min(a + chunk, end)
             conn.execute(
-                "INSERT INTO hourly_energy (device_id, hour, energy_kwh, quality, readings)"
-                " SELECT d.id, h,"
-                "   round((0.3 + 0.9 * (1 + sin(extract(hour FROM h) / 24.0 * 2 * pi())) / 2"
-                "          + random() * 0.4)::numeric, 3)::float8,"
-                "   CASE WHEN random() < 0.01 THEN 'estimated' ELSE 'measured' END, 6"
-                " FROM generate_series(%(lo)s::timestamptz + make_interval(months => %(m)s),"
-                "                      %(lo)s::timestamptz + make_interval(months => %(m)s + 1)"
-                "                        - interval '1 hour', interval '1 hour') h"
-                " CROSS JOIN devices d ORDER BY h, d.id",
-                {"lo": start, "m": month},
-            )
-            say(f"   hourly_energy: month {month + 1:2d}/12 in {time.perf_counter() - t0:.1f} s")
-        if raw_days:
-            t0 = time.perf_counter()
-            conn.execute(
-                "INSERT INTO readings (device_id, ts, energy_kwh, seq, power_w)"
-                " SELECT d.id, t, 1000 + extract(epoch FROM t - %(lo)s) / 3600.0, 0, 800"
-                " FROM generate_series(%(lo)s::timestamptz + interval '360 days',"
-                "   %(lo)s::timestamptz + interval '360 days' + make_interval(days => %(n)s)"
+                "INSERT INTO readings (device_id, ts, energy_kwh, seq)"
+                f" SELECT b.id, t, {REGISTER.format(h=hours_since.format(t='t'))},"
+                "   (extract(epoch FROM t - %(lo)s) / 600)::bigint"
+                " FROM generate_series(%(a)s::timestamptz, %(b)s::timestamptz"
                 "   - interval '10 minutes', interval '10 minutes') t"
-                " CROSS JOIN devices d ORDER BY t, d.id",
-                {"lo": start, "n": raw_days},
+                " CROSS JOIN bench_scale b ORDER BY t, b.id",
+                {"lo": start, "a": a, "b": b_},
             )
-            say(
-                f"   readings: {raw_days} days × {meters} meters"
-                f" in {time.perf_counter() - t0:.1f} s"
-            )
+            done = (b_ - start) / (end - start)
+            say(f"   readings: {done:4.0%} ({k + 1} × 30 days) {time.perf_counter() - t0:6.0f} s")
+        # Hour h holds the deltas ending at h:00 … h:50: E(h:50) − E(h − 0:10), and the first
+        # hour starts from the baseline reading at `lo` instead.
+        t0 = time.perf_counter()
+        last = "(" + hours_since.format(t="(h + interval '50 minutes')") + ")"
+        first = "(" + hours_since.format(t="greatest(h - interval '10 minutes', %(lo)s)") + ")"
+        conn.execute(
+            "INSERT INTO hourly_energy (device_id, hour, energy_kwh, quality, readings)"
+            f" SELECT b.id, h, ({REGISTER.format(h=last)}) - ({REGISTER.format(h=first)}),"
+            "   'measured', 6"
+            " FROM generate_series(%(lo)s::timestamptz, %(end)s::timestamptz - interval '1 hour',"
+            "   interval '1 hour') h CROSS JOIN bench_scale b ORDER BY h, b.id",
+            {"lo": start, "end": end},
+        )
+        say(f"   hourly_energy rolled up in {time.perf_counter() - t0:.0f} s")
+        check = conn.execute(
+            "SELECT (SELECT sum(energy_kwh) FROM hourly_energy WHERE device_id = d.id),"
+            " (SELECT max(energy_kwh) - min(energy_kwh) FROM readings WHERE device_id = d.id)"
+            " FROM devices d LIMIT 1"
+        ).fetchone()
+        assert check is not None and abs(check[0] - check[1]) < 1e-6 * check[1], check
+        say(f"   check: one meter's hours add up to its register's rise ({check[1]:,.1f} kWh)")
         t0 = time.perf_counter()
         conn.execute("VACUUM (ANALYZE) hourly_energy")
         conn.execute("VACUUM (ANALYZE) readings")
-        say(f"   vacuum + analyze in {time.perf_counter() - t0:.1f} s")
+        say(f"   vacuum + analyze in {time.perf_counter() - t0:.0f} s")
+
+
+def _steps(start: datetime, end: datetime, step: timedelta) -> list[datetime]:
+    out = []
+    while start < end:
+        out.append(start)
+        start += step
+    return out
 
 
 def month_bounds(month: int) -> tuple[str, str]:
@@ -143,21 +165,25 @@ def measure(client: httpx.Client, devices: list[str], requests: int) -> dict[str
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--meters", type=int, default=200, help="devices (1000 for the full fleet)")
-    ap.add_argument("--raw-days", type=int, default=3, help="days of raw 10-minute readings")
+    ap.add_argument("--meters", type=int, default=1000, help="devices")
+    ap.add_argument("--days", type=int, default=365, help="days of 10-minute readings")
     ap.add_argument("--requests", type=int, default=300, help="timed requests per endpoint")
     args = ap.parse_args()
 
     with services() as svc:
-        hours = args.meters * 8760
-        say(f"== {args.meters} meters × {YEAR} ({hours:,} hourly_energy rows, generated in SQL)")
+        rows = args.meters * args.days * 144
+        say(f"== {args.meters} meters × {args.days} days of {YEAR}: {rows:,} readings")
         t0 = time.perf_counter()
-        load(svc.dsn, args.meters, args.raw_days)
+        load(svc.dsn, args.meters, args.days)
         say(f"   loaded in {time.perf_counter() - t0:.0f} s")
         with psycopg.connect(svc.dsn) as conn:
             devices = [str(r[0]) for r in conn.execute("SELECT id FROM devices").fetchall()]
-            size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('hourly_energy'))")
-            say(f"   hourly_energy with indexes: {size.fetchone()[0]}")  # type: ignore[index]
+            for table in ("readings", "hourly_energy"):
+                size = conn.execute(
+                    "SELECT pg_size_pretty(pg_total_relation_size(%s::regclass))", (table,)
+                ).fetchone()
+                assert size is not None
+                say(f"   {table} with indexes: {size[0]}")
         settings = PortalSettings(
             database_url=svc.dsn,
             jwt_secret="bench-" + "x" * 40,
