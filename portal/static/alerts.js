@@ -65,6 +65,14 @@
     link.href = "/alerts?show=unread";
     link.textContent = " View alerts";
     el.append(close, title, text, link);
+    if (document.body.dataset.role === "client") {
+      // The chat opens with a message that refers to this alert (portal/chat/pages.py).
+      var ask = document.createElement("a");
+      ask.href = "/chat?alert=" + encodeURIComponent(alert.id);
+      ask.setAttribute("data-testid", "toast-ask");
+      ask.textContent = " Ask support";
+      el.appendChild(ask);
+    }
     container().appendChild(el);
     setTimeout(function () { el.remove(); }, TOAST_MS);
   }

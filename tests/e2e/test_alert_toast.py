@@ -3,6 +3,7 @@ pushes the hour over their device's limit — real meter readings, hub, portal a
 
 from __future__ import annotations
 
+import re
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -51,7 +52,7 @@ def test_a_reading_over_the_limit_shows_a_toast_and_bumps_the_bell(
     gateway = Gateway(broker, *gateway_user)
     try:
         sign_in(page, live_portal, "carol", "carol-password")
-        expect(page).to_have_url(f"{live_portal.url}/devices")
+        page.goto(f"{live_portal.url}/dashboard")  # the client is watching their dashboard
         expect(page.get_by_test_id("bell-count")).to_be_hidden()
         page.wait_for_function("window.emsRealtime && window.emsRealtime.connected")
         page.evaluate("window.__sameDocument = true")
@@ -68,7 +69,20 @@ def test_a_reading_over_the_limit_shows_a_toast_and_bumps_the_bell(
         expect(toast).to_contain_text("above its limit of 1 kWh")
         expect(page.get_by_test_id("bell-count")).to_have_text("1")
         assert page.evaluate("window.__sameDocument") is True  # no reload happened
+        expect(toast.get_by_test_id("toast-ask")).to_have_attribute(
+            "href", re.compile(r"^/chat\?alert=[0-9a-f-]{36}$")
+        )
         page.screenshot(path=str(artifacts / "alert-toast.png"), full_page=True)
+
+        # Away and back: a new sign-in (another browser) shows the unread alert on the bell.
+        assert page.context.browser is not None
+        later = page.context.browser.new_context()
+        try:
+            again = later.new_page()
+            sign_in(again, live_portal, "carol", "carol-password")
+            expect(again.get_by_test_id("bell-count")).to_have_text("1")
+        finally:
+            later.close()
 
         # The history page comes from the database, and acknowledging clears the bell.
         page.get_by_test_id("bell").click()

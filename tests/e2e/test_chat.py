@@ -124,7 +124,9 @@ def test_a_client_asks_about_one_of_their_alerts(
         ).fetchone()
     assert row is not None
     alice = client_page
-    alice.goto(f"{live_portal.url}/chat?alert={row[0]}")
+    alice.goto(f"{live_portal.url}/alerts")  # from the alert history, as a client would
+    alice.locator(f"tr[data-alert-id='{row[0]}']").get_by_test_id("ask-about-alert").click()
+    expect(alice).to_have_url(f"{live_portal.url}/chat?alert={row[0]}")
     reference = alice.get_by_test_id("alert-ref")
     expect(reference).to_contain_text("Hourly limit exceeded · Heat pump")
     alice.get_by_label("Message").fill("Why did this happen?")
