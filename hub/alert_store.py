@@ -129,13 +129,13 @@ class AlertEngine:
         self._registry = registry
         self._publish = publish
         self._metrics = metrics
-        self._clock = clock
+        self.clock = clock  # a test seam: the hour the rules take as current
         self._pending: list[AlertEvent] = []
 
     def after_rollup(self, conn: Conn, outcome: RollupOutcome) -> None:
         """Inside the rollup transaction: evaluate the rewritten hours, persist decisions."""
         self._pending = []
-        now = self._clock()
+        now = self.clock()
         raised: list[tuple[Any, ...]] = []
         retract: list[tuple[UUID, datetime, float]] = []
         final: list[tuple[UUID, datetime, float]] = []

@@ -1,8 +1,9 @@
 """Alert rules over a device's recomputed hours. Pure: no I/O, no clock of its own.
 
 * Hourly limit: an hour whose energy is above ``max_hourly_kwh`` has an alert; one that falls
-  back to or under it (late data) has its alert retracted. An hour before the current one is
-  "late" when its alert is raised.
+  back to or under it (late data) has its alert retracted. An hour that had closed more than
+  ``LATE_GRACE`` before the evaluation is "late" when its alert is raised (a reading from
+  10:59:58 rolled up at 11:00:01 is on time).
 * Early warning: in the current hour, still under the limit, the energy projected to the end
   of the hour at the rate so far (from the hour's start to its latest reading, once at least
   ``MIN_ELAPSED`` of it has passed) is above the limit.
@@ -19,6 +20,7 @@ from hub.energy import HOUR, hour_floor
 from hub.rollup import HourRow
 
 MIN_ELAPSED = timedelta(minutes=5)
+LATE_GRACE = timedelta(minutes=1)
 
 DecisionKind = Literal["hourly_limit", "early_warning", "retract"]
 
@@ -49,7 +51,8 @@ def evaluate(
         if row.hour > current:
             continue  # readings are never accepted that far ahead; nothing to alert on
         if row.energy_kwh > limit_kwh:
-            out.append(Decision("hourly_limit", row.hour, row.energy_kwh, late=row.hour < current))
+            late = row.hour + HOUR + LATE_GRACE < now
+            out.append(Decision("hourly_limit", row.hour, row.energy_kwh, late=late))
             continue
         out.append(Decision("retract", row.hour, row.energy_kwh))
         if row.hour == current and latest is not None and hour_floor(latest) == current:

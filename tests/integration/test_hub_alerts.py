@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+import pytest
 
 from hub.protocol import Reading, encode_reading, encode_status, readings_topic, status_topic
 from portal.broker_admin import BrokerAdmin, new_meter_password
@@ -54,8 +55,9 @@ def test_two_hub_replicas_raise_exactly_one_alert_per_device_hour(database_url, 
     gw = Gateway(broker, *create_gateway(broker))
     hubs = [start_hub(database_url, broker, rollup_interval_s=0.05) for _ in range(2)]
     try:
-        # The previous hour: 400 readings, climbing 0.1 kWh each, both hubs taking turns.
-        start = NOW_HOUR - timedelta(hours=1)
+        # An hour that closed long ago (so the alert is late whenever the test runs): 400
+        # readings, climbing 0.1 kWh each, both hubs taking turns.
+        start = NOW_HOUR - timedelta(hours=2)
         for i in range(400):
             ts = start + timedelta(seconds=9 * i)
             gw.publish(readings_topic(device), encode_reading(Reading(device, ts, 0.1 * i)))
@@ -258,3 +260,83 @@ def _state(dsn: str, device: uuid.UUID) -> str | None:
             "SELECT state FROM device_status WHERE device_id = %s", (device,)
         ).fetchone()
     return None if row is None else str(row[0])
+
+
+def test_early_warning_then_the_limit_once_each_and_the_final_value_when_the_hour_closes(
+    database_url, broker
+) -> None:
+    owner = add_owner(database_url)
+    (device,) = add_devices(database_url, 1, max_hourly_kwh=5.0, owner_id=owner)
+    watcher = Subscriber(
+        broker.host,
+        broker.port,
+        broker.portal_user,
+        broker.portal_password,
+        f"ems/v1/events/alerts/{owner}",
+    )
+    gw = Gateway(broker, *create_gateway(broker))
+    # The rules run as if it were `now` in hour h (three hours ago, so readings are accepted
+    # and the hour has closed for the database's clock); readings come as a meter sends them.
+    h = NOW_HOUR - timedelta(hours=3)
+    now = [h + timedelta(minutes=20)]
+    hub = start_hub(database_url, broker, rollup_interval_s=0.05, status_check_interval_s=0.2)
+    hub.alerts.clock = lambda: now[0]
+
+    def send(minute: int, energy: float) -> None:
+        ts = h + timedelta(minutes=minute)
+        gw.publish(readings_topic(device), encode_reading(Reading(device, ts, energy)))
+        gw.flush()
+        wait_for(
+            lambda: count(database_url, f"SELECT count(*) FROM readings WHERE ts = '{ts}'") == 1
+        )
+        wait_rolled_up(database_url)
+
+    def kinds() -> list[str]:
+        return [str(a[0]) for a in alerts(database_url, device)]
+
+    try:
+        send(-10, 100.0)  # baseline in the hour before
+        send(10, 101.5)
+        send(20, 103.0)  # 3 kWh in 20 minutes: 9 kWh projected for the hour, limit 5
+        wait_for(lambda: kinds() == ["early_warning"], what="the early warning")
+        now[0] = h + timedelta(minutes=25)
+        send(25, 103.5)  # still projected over the limit: no second warning
+        assert kinds() == ["early_warning"]
+        now[0] = h + timedelta(minutes=30)
+        send(30, 104.5)  # 4.5 kWh: under the limit, warned already
+        now[0] = h + timedelta(minutes=40)
+        send(40, 105.5)  # 5.5 kWh: over the limit
+        wait_for(lambda: sorted(kinds()) == ["early_warning", "hourly_limit"], what="the limit")
+        by_kind = {str(a[0]): a for a in alerts(database_url, device)}
+        _k, hour, status, late, value, _f, user = by_kind["hourly_limit"]
+        assert (hour, status, late, user) == (h, "open", False, owner)
+        assert value == pytest.approx(5.5)
+        # The hour has closed (for the database, hours ago): its final value is recorded.
+        wait_for(lambda: _final(database_url, device) is not None, what="the final value")
+        assert _final(database_url, device) == pytest.approx(5.5)
+        # A late reading for that hour raises nothing new and updates the final value.
+        now[0] = h + timedelta(hours=2)
+        send(50, 106.5)
+        wait_for(lambda: _final(database_url, device) == pytest.approx(6.5), what="new final")
+        assert sorted(kinds()) == ["early_warning", "hourly_limit"]
+
+        def published(kind: str) -> list[str]:
+            events = (json.loads(m.payload) for m in watcher.received())
+            return [e["event"] for e in events if e["kind"] == kind]
+
+        # Raised once, then updated when the hour closed (5.5) and by the late reading (6.5).
+        wait_for(lambda: published("hourly_limit") == ["raised", "updated", "updated"])
+        assert published("early_warning") == ["raised"]
+    finally:
+        hub.stop()
+        gw.close()
+        watcher.close()
+
+
+def _final(dsn: str, device: uuid.UUID) -> float | None:
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "SELECT final_kwh FROM alerts WHERE device_id = %s AND kind = 'hourly_limit'",
+            (device,),
+        ).fetchone()
+    return None if row is None or row[0] is None else float(row[0])

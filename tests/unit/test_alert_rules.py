@@ -39,6 +39,14 @@ def test_past_hour_over_the_limit_is_late() -> None:
     assert ("retract", H10, False) in kinds(out)
 
 
+def test_an_hour_rolled_up_just_after_it_closed_is_not_late() -> None:
+    just_after = H10 + timedelta(seconds=30)
+    out = evaluate(5.0, [row(H9, 7.0)], H9 + timedelta(minutes=59, seconds=58), just_after)
+    assert kinds(out) == [("hourly_limit", H9, False)]
+    later = H10 + timedelta(minutes=1, seconds=1)
+    assert kinds(evaluate(5.0, [row(H9, 7.0)], H9, later)) == [("hourly_limit", H9, True)]
+
+
 def test_hour_back_under_the_limit_is_retracted() -> None:
     assert kinds(evaluate(5.0, [row(H9, 2.0)], H9 + timedelta(minutes=50), NOW)) == [
         ("retract", H9, False)
