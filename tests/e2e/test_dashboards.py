@@ -150,7 +150,7 @@ def test_a_published_reading_appears_on_the_open_dashboard_without_a_reload(
     # create_gateway runs its own event loop: not on this thread, where Playwright's runs.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         user, password = pool.submit(create_gateway, broker).result()
-    hub = start_hub(dsn, broker, live_min_interval_s=0.1)
+    hub = start_hub(dsn, broker)  # the default live throttle, as deployed
     gateway = Gateway(broker, user, password)
     try:
         now = datetime.now(UTC).replace(microsecond=0)
@@ -166,6 +166,7 @@ def test_a_published_reading_appears_on_the_open_dashboard_without_a_reload(
         card = page.get_by_test_id("device-card")
         expect(card.locator('[data-field="register"]')).to_have_text("1000.000")
         page.wait_for_function("() => window.emsRealtime && window.emsRealtime.connected")
+        page.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
         gateway.publish(
             readings_topic(device),
@@ -176,6 +177,7 @@ def test_a_published_reading_appears_on_the_open_dashboard_without_a_reload(
         expect(card.locator('[data-field="power"]')).to_have_text("1234", **live)
         expect(card.locator('[data-field="hour-kwh"]')).to_have_text("1.250", **live)
         expect(card.locator('[data-field="state"]')).to_have_text("online", **live)
+        assert page.evaluate("window.__sameDocument") is True
         page.screenshot(path=str(artifacts / "dashboard-client-live.png"), full_page=True)
     finally:
         gateway.close()
