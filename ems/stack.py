@@ -237,7 +237,9 @@ class Stack:
         """Newest first: simulators, nginx, portals, hubs (they drain), then the servers."""
         for child in reversed(self.children):
             code = stop_process(child.proc, sig=signal.SIGTERM, timeout=30)
-            self.say(f"stopped {child.name} ({code})")
+            # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
+            clean = code in (0, -signal.SIGTERM)
+            self.say(f"stopped {child.name}" + ("" if clean else f" (exit code {code})"))
         self.children.clear()
         if self.mqtt is not None:
             self.mqtt.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
@@ -257,6 +259,47 @@ def test_ems_up_serves_health_and_ctrl_c_leaves_nothing_behind(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_make_run_brings_up_a_demo_fleet_with_history_and_stops_cleanly(
+    services_dir: Path, up_ports: dict[str, int]
+) -> None:
+    """What `make run` runs: `ems up --demo`, as a new user sees it."""
+    home = services_dir / ("demo-" + os.urandom(4).hex())
+    proc = _ems_up(home, up_ports, "--demo")
+    try:
+        out = read_until(proc, "Press Ctrl-C", timeout=180)
+        portal = f"http://127.0.0.1:{up_ports['portal']}"
+        assert f"portal: {portal}" in out
+        login = re.search(r"^\s+demo\s+(\S+)\s+client with 4 meters$", out, re.MULTILINE)
+        assert login is not None, out
+        with httpx.Client(base_url=portal, timeout=10) as client:
+            token = client.post(
+                "/api/v1/auth/login", json={"username": "demo", "password": login[1]}
+            ).json()["access_token"]
+            client.cookies.clear()
+            client.headers["Authorization"] = f"Bearer {token}"
+            devices = client.get("/api/v1/devices").json()
+            assert len(devices) == 4
+            # Two days of backfilled history: yesterday (the client's whole local day) has
+            # energy on every meter.
+            for device in devices:
+                daily = client.get(f"/api/v1/devices/{device['id']}/consumption/daily").json()
+                assert daily["days"][-2]["energy_kwh"] > 0, daily["days"][-2]
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=90)
+        assert proc.returncode == 0, rest
+        assert "stopped ems-sim" in rest and "all stopped" in rest
+        assert "exit code" not in rest, rest  # every child stopped cleanly
+        wait_for(
+            lambda: not processes_mentioning(str(home)),
+            timeout=10,
+            what="every child process to exit",
+        )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
 
 
 def test_ems_up_reports_a_port_in_use(services_dir: Path, up_ports: dict[str, int]) -> None:
