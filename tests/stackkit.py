@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import time
 from pathlib import Path
+
+from tests.helpers import wait_for
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -36,3 +39,26 @@ def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 120) -
         if marker in line:
             return "".join(seen)
     raise AssertionError(f"{marker!r} not printed; output:\n{''.join(seen)}")
+
+
+def stop_stack(
+    proc: subprocess.Popen[str], home: Path, sig: int = signal.SIGINT, timeout: float = 90
+) -> str:
+    """Ctrl-C (or ``sig``) as a user would: ``ems up`` exits 0, says so, leaves no process
+    behind and no child with a failing exit code. Returns what it printed while stopping."""
+    proc.send_signal(sig)
+    rest, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, rest
+    assert "all stopped" in rest, rest
+    assert "exit code" not in rest, rest
+    wait_for(
+        lambda: not processes_mentioning(str(home)), timeout=10, what="every child process to exit"
+    )
+    return rest
+
+
+def kill_stack(proc: subprocess.Popen[str]) -> None:
+    """After a failed test: nothing of it keeps running."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.communicate()

@@ -20,8 +20,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ems.procs import free_port
 from migrations.runner import MigrationError, current_version, discover, migrate
 from tests.conftest import BrokerInfo
-from tests.helpers import Subscriber, mqtt_connect_result, wait_for
-from tests.stackkit import processes_mentioning, read_until
+from tests.helpers import Subscriber, mqtt_connect_result
+from tests.stackkit import kill_stack, processes_mentioning, read_until, stop_stack
 
 SCHEMA_QUERY = """
 SELECT table_name, column_name, data_type, is_nullable, column_default
@@ -226,19 +226,9 @@ def test_ems_up_serves_health_and_ctrl_c_leaves_nothing_behind(
         assert _get(f"http://127.0.0.1:{up_ports['hub']}/health") == 200
         assert _get(f"http://127.0.0.1:{up_ports['portal']}/health") == 200
         assert processes_mentioning(str(home)), "the stack's processes should be visible"
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=90)
-        assert proc.returncode == 0, rest
-        assert "all stopped" in rest
-        wait_for(
-            lambda: not processes_mentioning(str(home)),
-            timeout=10,
-            what="every child process to exit",
-        )
+        stop_stack(proc, home)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_stack(proc)
 
     # A second `ems up` reuses the data: no new cluster, the administrator still there.
     proc = _ems_up(home, up_ports)
@@ -247,18 +237,9 @@ def test_ems_up_serves_health_and_ctrl_c_leaves_nothing_behind(
         assert "initialised" not in out
         assert "schema is up to date" in out
         assert "(unchanged)" in out
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=90)
-        assert proc.returncode == 0
-        wait_for(
-            lambda: not processes_mentioning(str(home)),
-            timeout=10,
-            what="every child process to exit",
-        )
+        stop_stack(proc, home, signal.SIGTERM)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_stack(proc)
 
 
 def test_make_run_brings_up_a_demo_fleet_with_history_and_stops_cleanly(
@@ -286,20 +267,10 @@ def test_make_run_brings_up_a_demo_fleet_with_history_and_stops_cleanly(
             for device in devices:
                 daily = client.get(f"/api/v1/devices/{device['id']}/consumption/daily").json()
                 assert daily["days"][-2]["energy_kwh"] > 0, daily["days"][-2]
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=90)
-        assert proc.returncode == 0, rest
-        assert "stopped ems-sim" in rest and "all stopped" in rest
-        assert "exit code" not in rest, rest  # every child stopped cleanly
-        wait_for(
-            lambda: not processes_mentioning(str(home)),
-            timeout=10,
-            what="every child process to exit",
-        )
+        rest = stop_stack(proc, home)
+        assert "stopped ems-sim" in rest
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        kill_stack(proc)
 
 
 def test_ems_up_reports_a_port_in_use(services_dir: Path, up_ports: dict[str, int]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.tokens import SESSION_COOKIE
 from tests.helpers import wait_for
 from tests.hubkit import Gateway, add_devices, create_gateway
-from tests.stackkit import processes_mentioning, read_until
+from tests.stackkit import kill_stack, read_until, stop_stack
 
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -161,16 +160,7 @@ def test_two_replicas_share_the_load_and_stop_together(services_dir: Path) -> No
         assert _count(dsn, "SELECT count(*) FROM readings") == unique
 
         # One Ctrl-C stops everything: nginx, portals, hubs, Mosquitto, PostgreSQL.
-        proc.send_signal(signal.SIGINT)
-        rest, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0, rest
-        assert "stopped nginx" in rest and "all stopped" in rest
-        wait_for(
-            lambda: not processes_mentioning(str(home)),
-            timeout=10,
-            what="every child process to exit",
-        )
+        rest = stop_stack(proc, home, timeout=60)
+        assert "stopped nginx" in rest
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        kill_stack(proc)
