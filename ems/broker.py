@@ -96,6 +96,31 @@ def dynsec_document(hub_password: str, portal_password: str) -> dict[str, Any]:
     }
 
 
+def sync_service_roles(doc: dict[str, Any]) -> bool:
+    """Give the service roles in an existing dynamic-security document the ACLs of this
+    release's broker/roles.json (meters' roles are left alone). True if anything changed.
+    Only while the broker is stopped: a running Mosquitto rewrites the file."""
+    roles = doc.setdefault("roles", [])
+    changed = False
+    for name, acls in service_roles().items():
+        found = next((r for r in roles if r.get("rolename") == name), None)
+        if found is None:
+            roles.append({"rolename": name, "acls": acls})
+            changed = True
+        elif found.get("acls") != acls:
+            found["acls"] = acls
+            changed = True
+    return changed
+
+
+def write_private_json(path: Path, doc: dict[str, Any]) -> None:
+    """Atomically, readable by its owner only (the file holds password hashes)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
 def render_config(
     *,
     data_dir: Path,
@@ -168,8 +193,13 @@ class MosquittoServer:
             )
         )
         if not self.dynsec_path.exists():
-            doc = dynsec_document(self.hub_password, self.portal_password)
-            self.dynsec_path.write_text(json.dumps(doc, indent=2))
+            write_private_json(
+                self.dynsec_path, dynsec_document(self.hub_password, self.portal_password)
+            )
+        else:  # an earlier release's file: bring the service accounts' ACLs up to date
+            doc = json.loads(self.dynsec_path.read_text())
+            if sync_service_roles(doc):
+                write_private_json(self.dynsec_path, doc)
         self.dynsec_path.chmod(0o600)
         self.log_path.touch()
         self.run_as.give(self.base_dir)

@@ -95,7 +95,7 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 def cmd_broker_config(args: argparse.Namespace) -> int:
     """Print (or write) the Mosquitto configuration; with --bootstrap, also write the initial
     dynamic-security file — only if there is none, since Mosquitto owns it after the first start."""
-    from ems.broker import dynsec_document, render_config
+    from ems.broker import dynsec_document, render_config, sync_service_roles, write_private_json
     from ems.procs import StackError
 
     tls = None
@@ -132,7 +132,14 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
     if args.bootstrap:
         dynsec = Path(args.dynsec_file)
         if dynsec.exists():
-            print(f"ems broker-config: kept {dynsec} (the broker owns it now)", file=sys.stderr)
+            # The broker is stopped here (broker-init runs before it): only the service roles
+            # are brought up to date; clients, passwords and meters' roles stay as they are.
+            doc = json.loads(dynsec.read_text())
+            if sync_service_roles(doc):
+                write_private_json(dynsec, doc)
+                print(f"ems broker-config: updated the service roles in {dynsec}", file=sys.stderr)
+            else:
+                print(f"ems broker-config: kept {dynsec} (up to date)", file=sys.stderr)
             return 0
         hub_pw = os.environ.get("EMS_HUB_MQTT_PASSWORD", "")
         portal_pw = os.environ.get("EMS_PORTAL_MQTT_PASSWORD", "")
@@ -144,10 +151,7 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
             )
             return 2
         dynsec.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dynsec.with_suffix(".tmp")
-        tmp.write_text(json.dumps(dynsec_document(hub_pw, portal_pw), indent=2))
-        tmp.chmod(0o600)
-        tmp.replace(dynsec)
+        write_private_json(dynsec, dynsec_document(hub_pw, portal_pw))
         print(f"ems broker-config: wrote {dynsec} (service accounts and roles)", file=sys.stderr)
     return 0
 

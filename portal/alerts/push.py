@@ -1,9 +1,10 @@
 """Live alert delivery: ``ems/v1/events/alerts/{user_id}`` → the user's sockets and the
 administrators' on this replica, as ``{"type": "alert", "event", "alert": AlertOut, "unread"}``.
 
-The hub publishes after its commit, so the row is already there for anyone who reloads. The
-nil UUID (a device with no owner) goes to administrators only. ``text`` is written in each
-reader's time zone and ``unread`` is each reader's own count (the bell shows it as is).
+The hub publishes after its commit, so the row is already there for anyone who reloads; an
+acknowledgement is published the same way by the replica that committed it. The nil UUID (a
+device with no owner) goes to administrators only. ``text`` is written in each reader's time
+zone and ``unread`` is each reader's own count (the bell shows it as is).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from datetime import UTC, datetime
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from hub.protocol import alerts_topic
 from portal.alerts.schemas import AlertFacts, AlertOut
 from portal.alerts.services import unread_count
 from portal.alerts.texts import describe
 from portal.auth.schemas import CurrentUser
+from portal.errors import ServiceUnavailable
 from portal.realtime import Connection, Realtime
 
 log = logging.getLogger("portal.alerts")
@@ -29,6 +32,9 @@ _EVENTS = {"raised", "updated", "retracted", "acknowledged"}
 
 class _Event(AlertFacts, kw_only=True):
     event: str
+    # Only in the portal's "acknowledged" events (the hub's never carry them).
+    acknowledged_at: datetime | None = None
+    acknowledged_by: uuid.UUID | None = None
 
 
 _decode = msgspec.json.Decoder(_Event).decode
@@ -61,13 +67,19 @@ class AlertPush:
         await self._deliver(event.event, alert, recipients)
 
     async def acknowledged(self, alert: AlertOut) -> None:
-        """Tell the user's other tabs (on this replica) and the administrators at once."""
-        owner = alert.user_id
-        recipients = self._realtime.recipients(owner)
+        """Tell the user's other tabs and the administrators, on every replica: published
+        on the alert's topic like the hub's events, delivered by ``on_event`` (this replica's
+        too). If the broker is away, this replica's sockets still hear of it."""
+        facts = {f: getattr(alert, f) for f in _Event.__struct_fields__ if f != "event"}
+        payload = msgspec.json.encode(_Event(**facts, event="acknowledged"))
         try:
-            await self._deliver("acknowledged", alert, recipients)
-        except Exception:  # best effort: the acknowledgement itself is committed
-            log.exception("could not push the acknowledgement of %s", alert.id)
+            await self._realtime.publish(alerts_topic(alert.user_id or NO_OWNER), payload)
+        except ServiceUnavailable as exc:
+            log.warning("acknowledgement of %s pushed on this replica only: %s", alert.id, exc)
+            try:
+                await self._deliver("acknowledged", alert, self._realtime.recipients(alert.user_id))
+            except Exception:  # best effort: the acknowledgement itself is committed
+                log.exception("could not push the acknowledgement of %s", alert.id)
 
     async def _deliver(self, event: str, alert: AlertOut, recipients: set[Connection]) -> None:
         now = datetime.now(UTC)

@@ -1,6 +1,7 @@
 """Chat over real WebSockets against real portal processes (`python -m portal`) sharing one
 PostgreSQL and one Mosquitto: an administrator with three clients at once, a client and an
-administrator on different replicas, and a history that outlives the portal."""
+administrator on different replicas, and a history that outlives the portal. Also alert
+acknowledgements, which reach the user's tabs on every replica the same way."""
 
 from __future__ import annotations
 
@@ -269,3 +270,34 @@ def test_history_outlives_a_portal_restart(
         assert api.conversation("alice") == conversation
         assert api.history("alice", conversation) == bodies
         assert api.history("root", conversation) == bodies
+
+
+def test_an_acknowledgement_reaches_every_replicas_tabs(
+    replicas: list[LivePortal], people: dict[str, Any]
+) -> None:
+    one, two = replicas
+    headers, ids = people["headers"], people["ids"]
+
+    def acknowledged(alert: str) -> Callable[[Event], bool]:
+        return lambda e: (
+            e["type"] == "alert" and e["event"] == "acknowledged" and e["alert"]["id"] == alert
+        )
+
+    with (
+        Socket(two, headers["alice"]) as alice_tab,
+        Socket(two, headers["bob"]) as bob_tab,
+        Socket(one, headers["root"]) as admin_tab,
+        httpx.Client(base_url=one.url, timeout=10) as api,
+    ):
+        # Alice acknowledges on replica one; her tab on replica two hears of it.
+        response = api.post(f"/api/v1/alerts/{ids['alert_alice']}/ack", headers=headers["alice"])
+        assert response.status_code == 200, response.text
+        event = alice_tab.until(acknowledged(ids["alert_alice"]), "alice's acknowledgement")
+        assert event["alert"]["status"] == "acknowledged"
+        assert event["alert"]["acknowledged_by"] == ids["alice"]
+        assert event["unread"] == 0  # her bell, counted for her
+        assert admin_tab.until(acknowledged(ids["alert_alice"]), "the admin's copy")["unread"] == 1
+        # Bob's own acknowledgement is the first alert event his tab gets: never alice's.
+        api.post(f"/api/v1/alerts/{ids['alert_bob']}/ack", headers=headers["bob"])
+        first = bob_tab.until(lambda e: e["type"] == "alert", "bob's acknowledgement")
+        assert first["alert"]["id"] == ids["alert_bob"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import shutil
 import tempfile
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ems.broker import dynsec_document, hash_password, render_config
+from ems.broker import dynsec_document, hash_password, render_config, sync_service_roles
 from ems.config import StackConfig, load_or_create_secrets
 from ems.procs import RunAs
 from hub.settings import SettingsError as HubSettingsError
@@ -90,6 +91,20 @@ def test_dynsec_bootstrap_is_closed_by_default() -> None:
     assert doc["defaultACLAccess"]["subscribe"] is False
     assert {c["username"] for c in doc["clients"]} == {"ems-hub", "ems-portal"}
     assert all("hub-pw" not in str(c) and "portal-pw" not in str(c) for c in doc["clients"])
+
+
+def test_an_older_dynsec_file_gets_this_releases_service_roles_and_keeps_the_rest() -> None:
+    doc = dynsec_document("hub-pw", "portal-pw")
+    portal = next(r for r in doc["roles"] if r["rolename"] == "portal")
+    current = list(portal["acls"])
+    portal["acls"] = current[:2]  # as an earlier release wrote it
+    meter = {"rolename": "meter-1", "acls": [{"acltype": "publishClientSend", "topic": "x"}]}
+    doc["roles"].append(meter)
+    clients = json.loads(json.dumps(doc["clients"]))
+    assert sync_service_roles(doc) is True
+    assert next(r for r in doc["roles"] if r["rolename"] == "portal")["acls"] == current
+    assert meter in doc["roles"] and doc["clients"] == clients
+    assert sync_service_roles(doc) is False  # up to date: nothing to write
 
 
 def test_rendered_broker_config_allows_no_anonymous_clients(tmp_path: Path) -> None:
