@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import psycopg
+import pytest
 from websockets.sync.client import connect as ws_connect
 
 from ems.broker import PORTAL_USER
@@ -128,6 +130,26 @@ def test_two_replicas_share_the_load_and_stop_together(services_dir: Path) -> No
             portal_user=PORTAL_USER,
             portal_password=secrets["portal_mqtt_password"],
         )
+        # The proxy hides /metrics (with or without a slash) and hands the portal the peer's
+        # address, whatever X-Forwarded-For a client sends: sign-in limits are per address.
+        for path in ("/metrics", "/metrics/"):
+            with pytest.raises(urllib.error.HTTPError) as hidden:
+                _json(f"{proxy}{path}")
+            assert hidden.value.code == 403, path
+            hidden.value.close()
+        spoofed = urllib.request.Request(  # noqa: S310
+            f"{proxy}/api/v1/auth/login",
+            data=json.dumps({"username": "admin", "password": "wrong-password"}).encode(),
+            headers={"Content-Type": "application/json", "X-Forwarded-For": "203.0.113.9"},
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(spoofed, timeout=10)  # noqa: S310
+        assert refused.value.code == 401
+        refused.value.close()
+        with psycopg.connect(dsn) as conn:
+            seen = conn.execute("SELECT address FROM login_failures").fetchall()
+        assert seen == [("127.0.0.1",)]
+
         devices = add_devices(dsn, 20)
         start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
         messages = [

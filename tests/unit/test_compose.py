@@ -465,13 +465,14 @@ def test_the_proxy_balances_the_portals_and_upgrades_websockets(
         headers = {a[0]: a[1] for a in loc.values("proxy_set_header")}
         # A location with its own proxy_set_header inherits none: each names them all.
         assert headers["Host"] == "$http_host"  # with the port: the WebSocket origin check
-        assert headers["X-Forwarded-For"] == "$proxy_add_x_forwarded_for"
+        # The peer's address only: a client's own X-Forwarded-For must not reach the portal.
+        assert headers["X-Forwarded-For"] == "$remote_addr"
         assert headers["X-Forwarded-Proto"] == "$scheme"
     ws_headers = {a[0]: a[1] for a in ws.values("proxy_set_header")}
     assert ws_headers["Upgrade"] == "$http_upgrade"
     assert ws_headers["Connection"] == "$connection_upgrade"
     assert seconds(ws.one("proxy_read_timeout").args[0]) >= 3600
-    assert server.one("location", "=", "/metrics").values("deny") == [["all"]]
+    assert server.one("location", "^~", "/metrics").values("deny") == [["all"]]
 
 
 def test_ems_up_nginx_writes_only_under_its_own_directory() -> None:
