@@ -74,11 +74,18 @@ class Hub:
     def _deliver(self, messages: list[Message]) -> None:
         self.writer.submit_many(messages)
 
+    def workers_alive(self) -> bool:
+        """False once the writer or the rollup thread has died of an unexpected error (the
+        traceback is on stderr): the hub then takes nothing more and must be restarted."""
+        return self._writer_thread.is_alive() and self._rollup_thread.is_alive()
+
     def health(self) -> tuple[bool, dict[str, Any]]:
         connected = self.mqtt.connected.is_set()
-        ok = connected and self.writer.db_ok
+        alive = self.workers_alive()
+        ok = connected and self.writer.db_ok and alive
         return ok, {
-            "status": "ok" if ok else "degraded",
+            "status": "ok" if ok else ("degraded" if alive else "failed"),
+            "workers": "ok" if alive else "dead",
             "mqtt": "connected" if connected else "disconnected",
             "database": "ok" if self.writer.db_ok else "unavailable",
             "backlog": len(self.writer.inbox),
@@ -122,5 +129,11 @@ def run(settings: HubSettings, stop: threading.Event) -> int:
             log.error("%s — stopping", hub.mqtt.fatal)
             hub.stop()
             return 3
+        if not hub.workers_alive():
+            # Exit so the supervisor (ems up, compose, systemd) restarts the hub: whatever it
+            # had not committed is unacknowledged, and the broker redelivers it.
+            log.error("a hub worker thread died (traceback above) — stopping")
+            hub.stop()
+            return 4
     hub.stop()
     return 0

@@ -305,3 +305,28 @@ def test_database_outage_mid_stream_holds_messages_until_it_returns(
     finally:
         hub.stop()
         gw.close()
+
+
+# The thread's death is the point: its unhandled exception is expected here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_worker_thread_fails_the_health_check(database_url: str, broker) -> None:
+    """A bug that kills the writer must not leave a hub that looks healthy and takes nothing."""
+    (device,) = add_devices(database_url, 1)
+    hub = start_hub(database_url, broker)
+    gw = Gateway(broker, *create_gateway(broker))
+    try:
+
+        def broken(*_args: object) -> None:
+            raise RuntimeError("a bug in the writer")
+
+        hub.writer._process = broken  # type: ignore[method-assign]
+        gw.publish(readings_topic(device), encode_reading(Reading(device, datetime.now(UTC), 1.0)))
+        gw.flush()
+        wait_for(lambda: not hub.workers_alive(), what="the writer thread to die")
+        ok, body = hub.health()
+        assert not ok
+        assert (body["status"], body["workers"]) == ("failed", "dead")
+        assert count(database_url, "SELECT count(*) FROM readings") == 0  # nothing acked either
+    finally:
+        gw.close()
+        hub.stop()
