@@ -13,7 +13,7 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1; then
   SUDO="sudo"
 else
-  echo "bootstrap: not root and no sudo: install $* by hand or run as root" >&2
+  echo "bootstrap: not root and no sudo: system packages can only be checked, not installed" >&2
   SUDO="__none__"
 fi
 
@@ -37,6 +37,17 @@ if [ "${#need[@]}" -gt 0 ]; then
   # The Debian packages start their own services where systemd runs; EMS never uses those
   # (it starts private instances on its own ports), so stop them from grabbing memory or ports.
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+  if [ -d /run/systemd/system ]; then
+    for svc in mosquitto nginx postgresql; do
+      case " ${need[*]} " in
+        *" $svc "*)
+          # Only what this run installed: a service the machine already had is left alone.
+          say "stopping and disabling the system $svc service (EMS runs its own instances)"
+          $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
+          ;;
+      esac
+    done
+  fi
 fi
 
 # --- service user (root only) ------------------------------------------------------------------
