@@ -33,6 +33,8 @@ class Rewrite:
     from_hour: datetime
     rows: list[HourRow]
     implausible: list[Implausible]
+    # The newest reading quarantined in this recompute (not only among the new ones).
+    quarantined_through: datetime | None = None
 
 
 class NeedLongerHistory(Exception):
@@ -46,12 +48,29 @@ def cumulative_rewrite(
     *,
     rated_power_w: float | None,
     starts_at_first_reading: bool,
+    quarantined_through: datetime | None = None,
 ) -> Rewrite:
-    """``series``: a sorted suffix of the device's readings that includes the new ones."""
+    """``series``: a sorted suffix of the device's readings that includes the new ones.
+
+    The incremental anchor is exact unless a reading between the anchor's predecessor and the
+    change was quarantined (energy.py, "Convergence"): the reading after it is measured against
+    an older reference, whose pair may book into hours before the anchor's. So when the newest
+    quarantined reading (``quarantined_through``, kept by the rollup store) is inside the
+    loaded suffix, the whole series is recomputed — rare, and exact.
+    """
     first_changed = next(i for i, r in enumerate(series) if r.ts >= first_new)
-    anchor, from_hour = recompute_anchor_index(series, first_changed)
-    if anchor == 0 and not starts_at_first_reading:
-        raise NeedLongerHistory
+    if (
+        rated_power_w is not None
+        and quarantined_through is not None
+        and quarantined_through >= series[0].ts
+    ):
+        if not starts_at_first_reading:
+            raise NeedLongerHistory
+        anchor, from_hour = 0, hour_floor(series[0].ts)
+    else:
+        anchor, from_hour = recompute_anchor_index(series, first_changed)
+        if anchor == 0 and not starts_at_first_reading:
+            raise NeedLongerHistory
     result = compute_hourly(series[anchor:], rated_power_w=rated_power_w)
     rows = [
         HourRow(h.hour, h.energy_kwh, h.quality.value, h.readings)
@@ -59,7 +78,8 @@ def cumulative_rewrite(
         if hour >= from_hour
     ]
     implausible = [i for i in result.implausible if i.reading.ts >= first_new]
-    return Rewrite(device_id, from_hour, rows, implausible)
+    through = max((i.reading.ts for i in result.implausible), default=None)
+    return Rewrite(device_id, from_hour, rows, implausible, through)
 
 
 def interval_rewrite(

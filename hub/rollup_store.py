@@ -34,8 +34,9 @@ ORDER BY marked_at LIMIT %s FOR UPDATE SKIP LOCKED
 # precedes the first new one — the anchor and its predecessor in the usual case; a run of
 # drops that needs more raises NeedLongerHistory and reloads the whole series.
 LOAD_SUFFIXES = """
-SELECT f.device_id, r.ts, r.energy_kwh, r.power_w, (b.s IS NULL) AS from_start
+SELECT f.device_id, r.ts, r.energy_kwh, r.power_w, (b.s IS NULL) AS from_start, qr.last_ts
 FROM unnest(%s::uuid[], %s::timestamptz[]) AS f(device_id, t0)
+LEFT JOIN rollup_quarantine qr ON qr.device_id = f.device_id
 LEFT JOIN LATERAL (
     SELECT date_trunc('hour', max(p.ts)) AS h FROM readings p
     WHERE p.device_id = f.device_id AND p.ts < f.t0
@@ -85,11 +86,13 @@ def rollup_pending(
         ids = list(firsts)
         series: dict[UUID, list[MeterReading]] = defaultdict(list)
         from_start: dict[UUID, bool] = {}
-        for device_id, ts, energy, power, start in conn.execute(
+        quarantined: dict[UUID, datetime | None] = {}
+        for device_id, ts, energy, power, start, last_quarantined in conn.execute(
             LOAD_SUFFIXES, (pg_array(ids), pg_array(firsts[i].isoformat() for i in ids))
         ):
             series[device_id].append(MeterReading(ts, energy))  # type: ignore[index, arg-type]
             from_start[device_id] = bool(start)  # type: ignore[index]
+            quarantined[device_id] = last_quarantined  # type: ignore[index, assignment]
             out.latest[device_id] = Reading(device_id, ts, energy, None, power)  # type: ignore[index, arg-type]
         for device_id, t0 in firsts.items():
             rw = _rewrite(
@@ -99,6 +102,7 @@ def rollup_pending(
                 series[device_id],
                 from_start.get(device_id, True),
                 devices(device_id),
+                quarantined.get(device_id),
             )
             if rw is not None:
                 out.rewrites.append(rw)
@@ -123,6 +127,7 @@ def _rewrite(
     suffix: list[MeterReading],
     starts_at_first: bool,
     info: DeviceInfo | None,
+    quarantined: datetime | None,
 ) -> Rewrite | None:
     if not suffix or suffix[-1].ts < t0:
         return None  # the readings are gone (device deleted meanwhile): nothing to recompute
@@ -131,7 +136,12 @@ def _rewrite(
     rated = info.rated_power_w if info is not None else None
     try:
         return cumulative_rewrite(
-            device_id, suffix, t0, rated_power_w=rated, starts_at_first_reading=starts_at_first
+            device_id,
+            suffix,
+            t0,
+            rated_power_w=rated,
+            starts_at_first_reading=starts_at_first,
+            quarantined_through=quarantined,
         )
     except NeedLongerHistory:
         whole = [
@@ -142,7 +152,12 @@ def _rewrite(
             )
         ]
         return cumulative_rewrite(
-            device_id, whole, t0, rated_power_w=rated, starts_at_first_reading=True
+            device_id,
+            whole,
+            t0,
+            rated_power_w=rated,
+            starts_at_first_reading=True,
+            quarantined_through=quarantined,
         )
 
 
@@ -180,3 +195,13 @@ def _write(conn: Conn, rewrites: list[Rewrite]) -> None:
         "INSERT INTO hourly_energy (device_id, hour, energy_kwh, quality, readings)"
         " SELECT device_id, hour, energy_kwh, quality, readings FROM _hourly"
     )
+    marked = [(rw.device_id, rw.quarantined_through) for rw in rewrites if rw.quarantined_through]
+    if marked:
+        ids, times = zip(*marked, strict=True)
+        conn.execute(
+            "INSERT INTO rollup_quarantine AS q (device_id, last_ts)"
+            " SELECT * FROM unnest(%s::uuid[], %s::timestamptz[])"
+            " ON CONFLICT (device_id) DO UPDATE"
+            " SET last_ts = greatest(q.last_ts, excluded.last_ts)",
+            (pg_array(ids), pg_array(t.isoformat() for t in times)),
+        )

@@ -330,3 +330,37 @@ def test_a_dead_worker_thread_fails_the_health_check(database_url: str, broker) 
     finally:
         gw.close()
         hub.stop()
+
+
+def test_an_implausible_reading_is_quarantined_and_the_gap_around_it_still_adds_up(
+    database_url: str, broker
+) -> None:
+    """Rated 1 kW: a jump of 99.9 kWh in 31 minutes is dead-lettered, not counted, and the
+    0.1 kWh the meter really used from 00:59 to 02:11 is spread over hours 0, 1 and 2."""
+    (device,) = add_devices(database_url, 1, rated_power_w=1000.0)
+    hub = start_hub(database_url, broker, rollup_interval_s=0.05)
+    gw = Gateway(broker, *create_gateway(broker))
+    h0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
+    try:
+        for minute, value in ((0, 0.0), (59, 0.1), (90, 100.0), (131, 0.2)):
+            ts = h0 + timedelta(minutes=minute)
+            gw.publish(readings_topic(device), encode_reading(Reading(device, ts, value)))
+            gw.flush()  # one at a time: each arrives in its own rollup pass, as meters send
+            wait_for(
+                lambda ts=ts: count(
+                    database_url, f"SELECT count(*) FROM readings WHERE ts = '{ts}'"
+                )
+            )
+            wait_rolled_up(database_url)
+        hours = stored_hours(database_url, device)
+        assert sorted(hours) == [h0, h0 + timedelta(hours=1), h0 + timedelta(hours=2)]
+        assert sum(v for v, _q in hours.values()) == pytest.approx(0.2)
+        assert hours[h0][0] == pytest.approx(0.1 + 0.1 / 72)  # 00:59-01:00 of the 72-min gap
+        assert {q for _v, q in hours.values()} == {"estimated"}
+        assert (
+            count(database_url, "SELECT count(*) FROM dead_letters WHERE reason = 'implausible'")
+            == 1
+        )
+    finally:
+        gw.close()
+        hub.stop()
