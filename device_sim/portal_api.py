@@ -165,6 +165,8 @@ class PortalClient:
         rows = answer.get("items", answer.get("hours", [])) if isinstance(answer, dict) else answer
         out = []
         for row in rows or []:
+            if row.get("energy_kwh") is None:
+                continue  # an hour of the day with no data yet (quality "missing")
             hour = datetime.fromisoformat(str(row["hour"]))
             out.append(HourRow(hour, float(row["energy_kwh"]), str(row.get("quality", ""))))
         return out

@@ -2,12 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+from ems.procs import free_port
 from tests.helpers import wait_for
+
+ADMIN_PASSWORD = "admin-password-1"
+
+
+def stack_ports() -> dict[str, int]:
+    return {"pg": free_port(), "mqtt": free_port(), "hub": free_port(), "portal": free_port()}
+
+
+def start_stack(home: Path, ports: dict[str, int], *extra: str) -> subprocess.Popen[str]:
+    """``ems up`` as a user runs it, with its state in ``home`` and the administrator
+    ``admin`` / ``ADMIN_PASSWORD``; read its output with ``read_until``."""
+    env = {
+        **os.environ,
+        "EMS_HOME": str(home),
+        "EMS_PG_PORT": str(ports["pg"]),
+        "EMS_MQTT_PORT": str(ports["mqtt"]),
+        "EMS_HUB_PORT": str(ports["hub"]),
+        "EMS_PORTAL_PORT": str(ports["portal"]),
+        "EMS_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "PYTHONUNBUFFERED": "1",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "ems", "up", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
 
 
 def processes_mentioning(text: str) -> list[str]:

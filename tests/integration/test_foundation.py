@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -17,11 +15,17 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ems.procs import free_port
 from migrations.runner import MigrationError, current_version, discover, migrate
 from tests.conftest import BrokerInfo
 from tests.helpers import Subscriber, mqtt_connect_result
-from tests.stackkit import kill_stack, processes_mentioning, read_until, stop_stack
+from tests.stackkit import (
+    kill_stack,
+    processes_mentioning,
+    read_until,
+    stack_ports,
+    start_stack,
+    stop_stack,
+)
 
 SCHEMA_QUERY = """
 SELECT table_name, column_name, data_type, is_nullable, column_default
@@ -184,26 +188,6 @@ def test_service_account_cannot_publish_a_meter_reading(broker: BrokerInfo) -> N
 # --- ems up ---------------------------------------------------------------------------------
 
 
-def _ems_up(home: Path, ports: dict[str, int], *extra: str) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "EMS_HOME": str(home),
-        "EMS_PG_PORT": str(ports["pg"]),
-        "EMS_MQTT_PORT": str(ports["mqtt"]),
-        "EMS_HUB_PORT": str(ports["hub"]),
-        "EMS_PORTAL_PORT": str(ports["portal"]),
-        "EMS_ADMIN_PASSWORD": "admin-password-1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "ems", "up", *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-
-
 def _get(url: str) -> int:
     with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310
         return int(resp.status)
@@ -211,14 +195,14 @@ def _get(url: str) -> int:
 
 @pytest.fixture
 def up_ports() -> dict[str, int]:
-    return {"pg": free_port(), "mqtt": free_port(), "hub": free_port(), "portal": free_port()}
+    return stack_ports()
 
 
 def test_ems_up_serves_health_and_ctrl_c_leaves_nothing_behind(
     services_dir: Path, up_ports: dict[str, int]
 ) -> None:
     home = services_dir / ("up-" + os.urandom(4).hex())
-    proc = _ems_up(home, up_ports)
+    proc = start_stack(home, up_ports)
     try:
         out = read_until(proc, "Press Ctrl-C")
         assert f"http://127.0.0.1:{up_ports['portal']}" in out
@@ -231,7 +215,7 @@ def test_ems_up_serves_health_and_ctrl_c_leaves_nothing_behind(
         kill_stack(proc)
 
     # A second `ems up` reuses the data: no new cluster, the administrator still there.
-    proc = _ems_up(home, up_ports)
+    proc = start_stack(home, up_ports)
     try:
         out = read_until(proc, "Press Ctrl-C")
         assert "initialised" not in out
@@ -247,7 +231,7 @@ def test_make_run_brings_up_a_demo_fleet_with_history_and_stops_cleanly(
 ) -> None:
     """What `make run` runs: `ems up --demo`, as a new user sees it."""
     home = services_dir / ("demo-" + os.urandom(4).hex())
-    proc = _ems_up(home, up_ports, "--demo")
+    proc = start_stack(home, up_ports, "--demo")
     try:
         out = read_until(proc, "Press Ctrl-C", timeout=180)
         portal = f"http://127.0.0.1:{up_ports['portal']}"
@@ -279,7 +263,7 @@ def test_ems_up_reports_a_port_in_use(services_dir: Path, up_ports: dict[str, in
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", up_ports["mqtt"]))
         taken.listen()
-        proc = _ems_up(services_dir / ("busy-" + os.urandom(4).hex()), up_ports)
+        proc = start_stack(services_dir / ("busy-" + os.urandom(4).hex()), up_ports)
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0
     assert f"port {up_ports['mqtt']}" in out and "already in use" in out

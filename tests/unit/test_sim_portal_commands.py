@@ -11,6 +11,7 @@ import io
 import json
 import re
 import uuid
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,14 @@ class FakePortal:
             self.owners[parts[4]] = json.loads(request.content)["owner_id"]
             return httpx.Response(200, json={})
         if path.endswith("/consumption/hourly"):
-            day = request.url.params["date"]
-            rows = [r for r in self.hourly.get(parts[4], []) if r["hour"].startswith(day)]
-            return httpx.Response(200, json=rows)
+            # As the portal answers: every hour of the (here UTC) day, unstored ones "missing".
+            day = date.fromisoformat(request.url.params["date"])
+            stored = {r["hour"]: r for r in self.hourly.get(parts[4], [])}
+            hours = [datetime.combine(day, time(k), UTC).isoformat() for k in range(24)]
+            rows = [
+                stored.get(h, {"hour": h, "energy_kwh": None, "quality": "missing"}) for h in hours
+            ]
+            return httpx.Response(200, json={"date": day.isoformat(), "hours": rows})
         if method == "DELETE":
             self.deleted.append(parts[4])
             return httpx.Response(204)
