@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -226,6 +227,9 @@ class PersistentSubscriber:
         self.client.loop_stop()
 
 
+OUTAGE_S = 60
+
+
 def test_readings_made_while_the_broker_is_down_all_arrive_afterwards_exactly_once(
     broker: BrokerInfo, sims: Callable[..., SimProcess], tmp_path: Path
 ) -> None:
@@ -239,9 +243,17 @@ def test_readings_made_while_the_broker_is_down_all_arrive_afterwards_exactly_on
         )
         sim.wait(lambda: len(sub.messages) >= 2, 20, "readings before the outage")
         broker.server.stop()
+        down_at = time.monotonic()
         wait_for(lambda: not sub.connected.is_set(), 10, "the subscriber to see the outage")
         before = {r.seq for _, b in readings_of(list(sub.messages)) for r in b}
-        sim.wait(lambda: sim.progress().get("buffered", 0) >= 4, 30, "readings to be buffered")
+        # A minute without a broker (ten simulated hours: about sixty readings to hold).
+        sim.wait(
+            lambda: (
+                time.monotonic() - down_at >= OUTAGE_S and sim.progress().get("buffered", 0) >= 4
+            ),
+            OUTAGE_S + 30,
+            f"{OUTAGE_S} s of outage with readings buffered",
+        )
         broker.server.start()
         sim.wait(lambda: sim.progress().get("buffered", 1) == 0, 30, "the buffer to be flushed")
         assert sim.stop() == 0
@@ -256,6 +268,7 @@ def test_readings_made_while_the_broker_is_down_all_arrive_afterwards_exactly_on
         sub.close()
     seqs = Counter(r.seq for _, batch in received for r in batch)
     assert set(seqs) == set(range(produced))
+    assert produced - len(before) >= 50  # the minute's readings, all held and then delivered
     # Exactly once for everything made after the outage began. A repeat is allowed only for
     # the reading that was in flight when the broker stopped (QoS 1 at-least-once: the broker
     # may have stored it, and the meter, lacking its PUBACK, sent it again).
