@@ -16,6 +16,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 log = logging.getLogger("portal")
 
@@ -138,6 +139,15 @@ def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[
     return _json(detail, 503) if is_api(request) else _page(request, detail, 503)
 
 
+def _busy(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # Every pooled database connection stayed in use for pool_timeout: overload, not a bug.
+    log.warning("no free database connection for %s: %s", request.url.path, str(exc)[:200])
+    detail = "the portal is busy — try again in a moment"
+    if not is_api(request):
+        return _page(request, detail, 503)
+    return _json(detail, 503, headers={"Retry-After": "2"})
+
+
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     detail = "internal error — it has been logged"
@@ -151,5 +161,6 @@ def exception_handlers() -> ExceptionHandlersMap:
         DataError: _data_error,
         IntegrityError: _data_error,
         OperationalError: _database_down,
+        PoolTimeout: _busy,
         Exception: _internal,
     }

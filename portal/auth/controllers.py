@@ -69,8 +69,10 @@ class AuthController(Controller):
         security=[],
         summary="Self-registration of a client (403 when turned off)",
     )
-    async def register(self, auth: Auth, data: JSONBody[RegisterRequest]) -> CurrentUser:
-        return await auth.register(data)
+    async def register(
+        self, request: Request[Any, Any, Any], auth: Auth, data: JSONBody[RegisterRequest]
+    ) -> CurrentUser:
+        return await auth.register(data, client_address(request))
 
 
 class MeController(Controller):

@@ -105,7 +105,7 @@ class AuthPages(Controller):
             fields = ("username", "password", "name", "email", "time_zone")
             try:
                 data = from_form(form, RegisterRequest, fields=fields)
-                user = await auth.register(data)
+                user = await auth.register(data, client_address(request))
                 issued, user = await auth.login(
                     data.username, data.password, client_address(request)
                 )

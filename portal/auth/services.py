@@ -6,6 +6,7 @@ import asyncio
 import functools
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -22,6 +23,9 @@ from portal.errors import Conflict, Forbidden, NotAuthenticated, TooManyRequests
 from portal.settings import PortalSettings
 
 WRONG_CREDENTIALS = "wrong username or password"
+# login_failures.username of a self-registration: not a user name (it has a space and
+# parentheses, which user names cannot), so it never counts against a user.
+REGISTRATION_ATTEMPT = "(self registration)"
 
 
 @functools.cache
@@ -55,7 +59,7 @@ class AuthService:
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
             {"key": f"login:{key}"},
         )
-        window = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.settings.login_window_s)
+        window = self._window()
         recent = (
             select(func.count()).select_from(login_failures).where(login_failures.c.at > window)
         )
@@ -64,11 +68,7 @@ class AuthService:
         counts = (await self.session.execute(select(by_user, by_address))).one()
         if max(counts) >= self.settings.login_max_failures:
             await self.session.rollback()
-            raise TooManyRequests(
-                "too many failed sign-ins for this user or address; wait "
-                f"{self.settings.login_window_s // 60 or 1} min and try again",
-                retry_after_s=self.settings.login_window_s,
-            )
+            raise self._too_many("failed sign-ins for this user or address")
         row = (
             await self.session.execute(select(*users.c).where(func.lower(users.c.username) == key))
         ).one_or_none()
@@ -77,11 +77,8 @@ class AuthService:
             await self.session.execute(
                 insert(login_failures).values(username=username, address=address)
             )
-            await self.session.execute(
-                delete(login_failures).where(
-                    func.lower(login_failures.c.username) == key, login_failures.c.at <= window
-                )
-            )
+            # Housekeeping: rows older than the window limit nothing any more (anyone's).
+            await self.session.execute(delete(login_failures).where(login_failures.c.at <= window))
             await self.session.commit()
             raise NotAuthenticated(WRONG_CREDENTIALS)
         await self.session.execute(
@@ -107,9 +104,33 @@ class AuthService:
         await self.session.commit()
         self.authenticator.remember_revoked(claims.jti, claims.expires_at)
 
-    async def register(self, data: RegisterRequest) -> CurrentUser:
+    def _window(self) -> Any:
+        return func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.settings.login_window_s)
+
+    def _too_many(self, what: str) -> TooManyRequests:
+        return TooManyRequests(
+            f"too many {what}; wait {self.settings.login_window_s // 60 or 1} min and try again",
+            retry_after_s=self.settings.login_window_s,
+        )
+
+    async def register(self, data: RegisterRequest, address: str) -> CurrentUser:
         if not self.settings.allow_registration:
             raise Forbidden("self-registration is turned off; ask an administrator for an account")
+        # Each registration spends one of the address's attempts, like a failed sign-in, and is
+        # counted before the (deliberately slow) password hash: anonymous requests cannot make
+        # the portal hash without limit.
+        recent = await self.session.execute(
+            select(func.count())
+            .select_from(login_failures)
+            .where(login_failures.c.at > self._window(), login_failures.c.address == address)
+        )
+        if recent.scalar_one() >= self.settings.login_max_failures:
+            await self.session.rollback()
+            raise self._too_many("sign-in attempts or registrations from this address")
+        await self.session.execute(
+            insert(login_failures).values(username=REGISTRATION_ATTEMPT, address=address)
+        )
+        await self.session.commit()
         password_hash = await asyncio.to_thread(hash_password, data.password)
         statement = (
             insert(users)

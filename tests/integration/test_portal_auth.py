@@ -240,6 +240,21 @@ def test_clients_can_register_and_sign_in(client: TestClient[Any]) -> None:
     assert sneaky.status_code == 400
 
 
+def test_registrations_spend_the_addresss_attempts(client: TestClient[Any]) -> None:
+    """Anonymous registrations are rate-limited per address before any password is hashed."""
+    for n in range(10):
+        response = client.post(
+            "/api/v1/auth/register", json={"username": f"new{n}", "password": "new-password-1"}
+        )
+        assert response.status_code == 201, response.text
+    refused = client.post(
+        "/api/v1/auth/register", json={"username": "new10", "password": "new-password-1"}
+    )
+    assert refused.status_code == 429
+    assert "from this address" in refused.json()["detail"]
+    assert int(refused.headers["Retry-After"]) > 0
+
+
 def test_registration_can_be_turned_off(portal_settings: PortalSettings) -> None:
     closed = dataclasses.replace(portal_settings, allow_registration=False)
     with TestClient(create_app(closed)) as client:

@@ -10,11 +10,15 @@ import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from litestar import get
+from litestar.testing import create_test_client
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from portal.audit.services import snapshot
 from portal.auth.schemas import CurrentUser
 from portal.auth.tokens import csrf_token_for, decode_token, issue_token, tokens_match
 from portal.devices.schemas import DeviceCreate, DeviceUpdate
+from portal.errors import exception_handlers
 from portal.pages import from_form, safe_next
 from portal.users.schemas import UserCreate, UserUpdate
 from portal.validation import check_time_zone
@@ -141,3 +145,15 @@ def test_forms_become_request_schemas() -> None:
 )
 def test_only_local_paths_are_followed_after_sign_in(target: str, expected: str) -> None:
     assert safe_next(target, USER) == expected
+
+
+def test_an_exhausted_connection_pool_is_a_503_to_retry_not_a_500() -> None:
+    @get("/busy", sync_to_thread=False)
+    def busy() -> None:
+        raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached")
+
+    with create_test_client([busy], exception_handlers=exception_handlers()) as client:
+        response = client.get("/busy")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "2"
+    assert "busy" in response.json()["detail"]
