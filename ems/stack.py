@@ -214,13 +214,22 @@ class Stack:
         return "\n".join(lines)
 
     def watch(self, stop_requested: Callable[[], bool]) -> str | None:
-        """Block until asked to stop or a child dies; return the reason a child died."""
+        """Block until asked to stop or a child dies; return the reason a child died.
+
+        A replica (``hub-2``, ``portal-1``…) that exits while another of its kind still runs
+        is reported once and the stack carries on: surviving the loss of one is what the
+        replicas are for (nginx sends its browsers to the others)."""
+        gone: set[str] = set()
         while not stop_requested():
             for child in self.children:
-                if child.proc.poll() is not None:
-                    return (
-                        f"{child.name} exited with code {child.proc.returncode} (log: {child.log})"
-                    )
+                if child.name in gone or child.proc.poll() is None:
+                    continue
+                reason = f"{child.name} exited with code {child.proc.returncode} (log: {child.log})"
+                survivors = self._live_replicas_like(child)
+                if not survivors:
+                    return reason
+                gone.add(child.name)
+                self.say(f"ems: {reason} — {', '.join(survivors)} carrying on")
             for name, server in (("PostgreSQL", self.pg), ("Mosquitto", self.mqtt)):
                 if (
                     server is not None
@@ -232,6 +241,17 @@ class Stack:
                     )
             time.sleep(0.2)
         return None
+
+    def _live_replicas_like(self, child: Child) -> list[str]:
+        """The other running replicas of ``child``'s kind (``portal-2`` for ``portal-1``)."""
+        kind = _replica_kind(child.name)
+        if kind is None:
+            return []
+        return [
+            c.name
+            for c in self.children
+            if c is not child and _replica_kind(c.name) == kind and c.proc.poll() is None
+        ]
 
     def stop(self) -> None:
         """Newest first: simulators, nginx, portals, hubs (they drain), then the servers."""
@@ -247,6 +267,12 @@ class Stack:
         if self.pg is not None:
             self.pg.stop()
             self.say("stopped PostgreSQL")
+
+
+def _replica_kind(name: str) -> str | None:
+    """``"portal"`` for ``"portal-2"``; None for a child that is not one of N replicas."""
+    kind, _, number = name.rpartition("-")
+    return kind if kind and number.isdigit() else None
 
 
 def up(cfg: StackConfig, say: Say = print) -> int:

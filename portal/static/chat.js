@@ -298,7 +298,9 @@
       }
       if (window.emsChatInbox) window.emsChatInbox.refresh(msg.conversation_id);
     });
-    var opened = false;
+    // The socket may have opened before this script ran (realtime.js starts it first): then
+    // the next "open" is already a reconnect, and must catch up.
+    var opened = rt.connected;
     rt.on("open", function () {
       // After a reconnect, catch up on what was said meanwhile (events are not replayed).
       if (opened) { loadLatest(); if (window.emsChatInbox) window.emsChatInbox.reload(); }

@@ -19,10 +19,11 @@ from migrations.runner import MigrationError, current_version, discover, migrate
 from tests.conftest import BrokerInfo
 from tests.helpers import Subscriber, mqtt_connect_result
 from tests.stackkit import (
+    ADMIN_PASSWORD,
+    StackPorts,
     kill_stack,
     processes_mentioning,
     read_until,
-    stack_ports,
     start_stack,
     stop_stack,
 )
@@ -194,28 +195,28 @@ def _get(url: str) -> int:
 
 
 @pytest.fixture
-def up_ports() -> dict[str, int]:
-    return stack_ports()
+def up_ports() -> StackPorts:
+    return StackPorts.free()
 
 
 def test_ems_up_serves_health_and_ctrl_c_leaves_nothing_behind(
-    services_dir: Path, up_ports: dict[str, int]
+    services_dir: Path, up_ports: StackPorts
 ) -> None:
     home = services_dir / ("up-" + os.urandom(4).hex())
-    proc = start_stack(home, up_ports)
+    proc = start_stack(home, up_ports, admin_password=ADMIN_PASSWORD)
     try:
         out = read_until(proc, "Press Ctrl-C")
-        assert f"http://127.0.0.1:{up_ports['portal']}" in out
+        assert f"http://127.0.0.1:{up_ports.portal}" in out
         assert "admin" in out
-        assert _get(f"http://127.0.0.1:{up_ports['hub']}/health") == 200
-        assert _get(f"http://127.0.0.1:{up_ports['portal']}/health") == 200
+        assert _get(f"http://127.0.0.1:{up_ports.hub}/health") == 200
+        assert _get(f"http://127.0.0.1:{up_ports.portal}/health") == 200
         assert processes_mentioning(str(home)), "the stack's processes should be visible"
         stop_stack(proc, home)
     finally:
         kill_stack(proc)
 
     # A second `ems up` reuses the data: no new cluster, the administrator still there.
-    proc = start_stack(home, up_ports)
+    proc = start_stack(home, up_ports, admin_password=ADMIN_PASSWORD)
     try:
         out = read_until(proc, "Press Ctrl-C")
         assert "initialised" not in out
@@ -227,14 +228,14 @@ def test_ems_up_serves_health_and_ctrl_c_leaves_nothing_behind(
 
 
 def test_make_run_brings_up_a_demo_fleet_with_history_and_stops_cleanly(
-    services_dir: Path, up_ports: dict[str, int]
+    services_dir: Path, up_ports: StackPorts
 ) -> None:
     """What `make run` runs: `ems up --demo`, as a new user sees it."""
     home = services_dir / ("demo-" + os.urandom(4).hex())
-    proc = start_stack(home, up_ports, "--demo")
+    proc = start_stack(home, up_ports, "--demo", admin_password=ADMIN_PASSWORD)
     try:
         out = read_until(proc, "Press Ctrl-C", timeout=180)
-        portal = f"http://127.0.0.1:{up_ports['portal']}"
+        portal = f"http://127.0.0.1:{up_ports.portal}"
         assert f"portal: {portal}" in out
         login = re.search(r"^\s+demo\s+(\S+)\s+client with 4 meters$", out, re.MULTILINE)
         assert login is not None, out
@@ -257,13 +258,15 @@ def test_make_run_brings_up_a_demo_fleet_with_history_and_stops_cleanly(
         kill_stack(proc)
 
 
-def test_ems_up_reports_a_port_in_use(services_dir: Path, up_ports: dict[str, int]) -> None:
+def test_ems_up_reports_a_port_in_use(services_dir: Path, up_ports: StackPorts) -> None:
     import socket
 
     with socket.socket() as taken:
-        taken.bind(("127.0.0.1", up_ports["mqtt"]))
+        taken.bind(("127.0.0.1", up_ports.mqtt))
         taken.listen()
-        proc = start_stack(services_dir / ("busy-" + os.urandom(4).hex()), up_ports)
+        proc = start_stack(
+            services_dir / ("busy-" + os.urandom(4).hex()), up_ports, admin_password=ADMIN_PASSWORD
+        )
         out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0
-    assert f"port {up_ports['mqtt']}" in out and "already in use" in out
+    assert f"port {up_ports.mqtt}" in out and "already in use" in out

@@ -4,46 +4,31 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from ems.broker import PORTAL_USER
-from ems.procs import free_port
 from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.tokens import SESSION_COOKIE
 from tests.helpers import wait_for
 from tests.hubkit import Gateway, add_devices, create_gateway
-from tests.stackkit import kill_stack, read_until, stop_stack
-
-ADMIN_PASSWORD = "admin-password-1"
-
-
-def _consecutive_free_ports(n: int) -> int:
-    """A port p such that p .. p+n-1 are all free (the hubs take EMS_HUB_PORT + i)."""
-    for _ in range(100):
-        base = free_port()
-        if base + n > 65535:
-            continue
-        try:
-            for k in range(1, n):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", base + k))
-        except OSError:
-            continue
-        return base
-    raise AssertionError("no run of free ports")
+from tests.stackkit import (
+    ADMIN_PASSWORD,
+    StackPorts,
+    kill_stack,
+    read_until,
+    stack_broker,
+    stack_dsn,
+    start_stack,
+    stop_stack,
+)
 
 
 def _json(url: str, data: dict[str, Any] | None = None) -> Any:
@@ -70,30 +55,14 @@ def _count(dsn: str, sql: str) -> int:
 
 def test_two_replicas_share_the_load_and_stop_together(services_dir: Path) -> None:
     home = services_dir / ("replicas-" + os.urandom(4).hex())
-    pg_port, mqtt_port, proxy_port = free_port(), free_port(), free_port()
-    hub_port = _consecutive_free_ports(2)
-    env = {
-        **os.environ,
-        "EMS_HOME": str(home),
-        "EMS_PG_PORT": str(pg_port),
-        "EMS_MQTT_PORT": str(mqtt_port),
-        "EMS_HUB_PORT": str(hub_port),
-        "EMS_PORTAL_PORT": str(proxy_port),
-        "EMS_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "PYTHONUNBUFFERED": "1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ems", "up", "--replicas", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
+    ports = StackPorts.free(replicas=2)
+    proxy_port = ports.portal
+    proc = start_stack(home, ports, "--replicas", "2", admin_password=ADMIN_PASSWORD)
     try:
         out = read_until(proc, "Press Ctrl-C", timeout=90)
         proxy = f"http://127.0.0.1:{proxy_port}"
         assert f"portal: {proxy} (nginx" in out
-        hubs = [f"http://127.0.0.1:{hub_port + i}" for i in range(2)]
+        hubs = [f"http://127.0.0.1:{ports.hub + i}" for i in range(2)]
 
         # Through nginx: every request answered, by both portals in turn.
         answers = [_json(f"{proxy}/health") for _ in range(6)]
@@ -122,14 +91,8 @@ def test_two_replicas_share_the_load_and_stop_together(services_dir: Path) -> No
 
         # Readings split across both hubs (one share group) and stored exactly once, even the
         # duplicates that reach the other hub.
-        secrets = json.loads((home / "secrets.json").read_text())
-        dsn = f"postgresql://ems:{secrets['pg_password']}@127.0.0.1:{pg_port}/ems"
-        broker = SimpleNamespace(
-            host="127.0.0.1",
-            port=mqtt_port,
-            portal_user=PORTAL_USER,
-            portal_password=secrets["portal_mqtt_password"],
-        )
+        dsn = stack_dsn(home, ports)
+        broker = stack_broker(home, ports)
         # The proxy hides /metrics (with or without a slash) and hands the portal the peer's
         # address, whatever X-Forwarded-For a client sends: sign-in limits are per address.
         for path in ("/metrics", "/metrics/"):

@@ -5,7 +5,6 @@ being lost on the way to the database."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -21,9 +20,10 @@ import psycopg
 from tests.helpers import wait_for
 from tests.stackkit import (
     ADMIN_PASSWORD,
+    StackPorts,
     kill_stack,
     read_until,
-    stack_ports,
+    stack_dsn,
     start_stack,
     stop_stack,
 )
@@ -59,10 +59,10 @@ def test_simulators_clients_and_the_conformance_check_against_a_running_stack(
     services_dir: Path, tmp_path: Path
 ) -> None:
     home = services_dir / ("sim-" + os.urandom(4).hex())
-    ports = stack_ports()
-    portal = f"http://127.0.0.1:{ports['portal']}"
-    broker = ("--host", "127.0.0.1", "--port", str(ports["mqtt"]))
-    stack = start_stack(home, ports)
+    ports = StackPorts.free()
+    portal = f"http://127.0.0.1:{ports.portal}"
+    broker = ("--host", "127.0.0.1", "--port", str(ports.mqtt))
+    stack = start_stack(home, ports, admin_password=ADMIN_PASSWORD)
     runs: list[subprocess.Popen[str]] = []
     try:
         read_until(stack, "Press Ctrl-C")
@@ -142,8 +142,7 @@ def test_simulators_clients_and_the_conformance_check_against_a_running_stack(
 
         # Now readings at hh:50 are lost between the hub and the table (a trigger drops them,
         # as a faulty hub or a lossy pipeline would): the hour boundaries come out wrong.
-        secrets = json.loads((home / "secrets.json").read_text())
-        dsn = f"postgresql://ems:{secrets['pg_password']}@127.0.0.1:{ports['pg']}/ems"
+        dsn = stack_dsn(home, ports)
         with psycopg.connect(dsn) as conn:
             conn.execute(
                 "CREATE FUNCTION lose_readings() RETURNS trigger LANGUAGE plpgsql AS $$"
