@@ -26,7 +26,7 @@ class HubSettings:
     # unacknowledged readings, so a batch can never be larger than that.
     receive_maximum: int = 10000
     batch_size: int = 5000
-    flush_interval_s: float = 0.05
+    flush_interval_s: float = 0.01
     max_lateness: timedelta = timedelta(days=30)
     max_future: timedelta = timedelta(minutes=5)
     stale_intervals: float = 3.0
@@ -80,7 +80,7 @@ def load_settings(env: Mapping[str, str]) -> HubSettings:
         http_port=_int(env, "HUB_HTTP_PORT", 8001),
         receive_maximum=receive_maximum,
         batch_size=batch_size,
-        flush_interval_s=_float(env, "HUB_FLUSH_INTERVAL_S", 0.05),
+        flush_interval_s=_float(env, "HUB_FLUSH_INTERVAL_S", 0.01),
         max_lateness=timedelta(seconds=_float(env, "HUB_MAX_LATENESS_S", 30 * 86400)),
         stale_intervals=_float(env, "HUB_STALE_INTERVALS", 3.0),
         status_check_interval_s=_float(env, "HUB_STATUS_CHECK_INTERVAL_S", 5.0),
