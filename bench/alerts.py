@@ -29,6 +29,7 @@ import psycopg
 from websockets.sync.client import connect
 
 from bench.common import percentile, services
+from ems.procs import free_port
 from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
@@ -51,6 +52,14 @@ def add_client(dsn: str) -> uuid.UUID:
 def subscribed(url: str) -> bool:
     with urllib.request.urlopen(f"{url}/health", timeout=2) as response:  # noqa: S310
         return bool(json.load(response).get("events") == "subscribed")
+
+
+def hub_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return bool(json.load(response).get("mqtt") == "connected")
+    except OSError:
+        return False
 
 
 class AlertClock:
@@ -96,7 +105,8 @@ def main() -> None:
         devices = add_devices(svc.dsn, n, max_hourly_kwh=LIMIT_KWH, owner_id=owner)
         gw = Gateway(svc.broker, *create_gateway(svc.broker))
         log = svc.base / "hub.log"
-        hub = hub_process(svc.dsn, svc.broker, "bench-hub", log)
+        hub_port = free_port()
+        hub = hub_process(svc.dsn, svc.broker, "bench-hub", log, HUB_HTTP_PORT=str(hub_port))
         settings = PortalSettings(
             database_url=svc.dsn,
             jwt_secret=secrets.token_urlsafe(32),
@@ -106,6 +116,10 @@ def main() -> None:
             mqtt_port=svc.broker.port,
         )
         try:
+            # Readings published before the hub's shared subscription exists reach nobody.
+            deadline = time.monotonic() + 30
+            while not hub_ready(hub_port) and time.monotonic() < deadline:
+                time.sleep(0.05)
             # Baselines two minutes ago (no energy yet), stored and rolled up before timing.
             base = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)
             for d in devices:
@@ -133,6 +147,23 @@ def main() -> None:
                             print(f"  alert {i} missed; hub log tail:\n{log.read_text()[-2000:]}")
                             plog = (svc.base / "portal.log").read_text()[-2000:]
                             print(f"  portal log tail:\n{plog}")
+                            with psycopg.connect(svc.dsn) as conn:
+                                rows = conn.execute(
+                                    "SELECT kind, hour, value_kwh, status FROM alerts"
+                                    " WHERE device_id = %s",
+                                    (d,),
+                                ).fetchall()
+                                hours = conn.execute(
+                                    "SELECT hour, energy_kwh, quality FROM hourly_energy"
+                                    " WHERE device_id = %s",
+                                    (d,),
+                                ).fetchall()
+                                readings = conn.execute(
+                                    "SELECT ts, energy_kwh FROM readings WHERE device_id = %s",
+                                    (d,),
+                                ).fetchall()
+                            print(f"  its alerts in the database: {rows}")
+                            print(f"  its hours: {hours}; its readings: {readings}")
                     else:
                         latencies.append((arrived - sent) * 1000)
                     if (i + 1) % 50 == 0:
