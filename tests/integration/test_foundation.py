@@ -84,6 +84,9 @@ def test_migrations_apply_to_empty_database_and_again_change_nothing(pg_server) 
 
 def test_readings_are_indexed_for_device_time_range_scans(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
+        hypertable = conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")
+        if hypertable.fetchone() != (0,):
+            pytest.skip("readings is a hypertable here: test_timescale.py checks its chunks' scans")
         conn.execute("SET enable_seqscan = off")
         plan = "\n".join(
             r[0]
