@@ -19,13 +19,16 @@ from tests.e2e.live_portal import LivePortal
 from tests.e2e.test_portal_admin import sign_in
 from tests.hubkit import Gateway, create_gateway, start_hub
 
+CLIENT, CLIENT_PASSWORD = "carol", "carol-password"
+
 
 def add_client_with_device(dsn: str) -> uuid.UUID:
+    """Client carol (Europe/Paris) with a meter 'Kitchen' whose hourly limit is 1 kWh."""
     with psycopg.connect(dsn) as conn:
         row = conn.execute(
             "INSERT INTO users (username, name, role, password_hash, time_zone)"
-            " VALUES ('carol', 'Carol', 'client', %s, 'Europe/Paris') RETURNING id",
-            (hash_password("carol-password"),),
+            " VALUES (%s, 'Carol', 'client', %s, 'Europe/Paris') RETURNING id",
+            (CLIENT, hash_password(CLIENT_PASSWORD)),
         ).fetchone()
         assert row is not None
         device = conn.execute(
@@ -51,7 +54,7 @@ def test_a_reading_over_the_limit_shows_a_toast_and_bumps_the_bell(
     hub = start_hub(database_url, broker)
     gateway = Gateway(broker, *gateway_user)
     try:
-        sign_in(page, live_portal, "carol", "carol-password")
+        sign_in(page, live_portal, CLIENT, CLIENT_PASSWORD)
         page.goto(f"{live_portal.url}/dashboard")  # the client is watching their dashboard
         expect(page.get_by_test_id("bell-count")).to_be_hidden()
         page.wait_for_function("window.emsRealtime && window.emsRealtime.connected")
@@ -79,7 +82,7 @@ def test_a_reading_over_the_limit_shows_a_toast_and_bumps_the_bell(
         later = page.context.browser.new_context()
         try:
             again = later.new_page()
-            sign_in(again, live_portal, "carol", "carol-password")
+            sign_in(again, live_portal, CLIENT, CLIENT_PASSWORD)
             expect(again.get_by_test_id("bell-count")).to_have_text("1")
         finally:
             later.close()

@@ -7,18 +7,16 @@ from __future__ import annotations
 import os
 import re
 import signal
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 from playwright.sync_api import Browser, Page, expect
 
 from hub.protocol import Reading, encode_reading, readings_topic
-from portal.auth.passwords import hash_password
+from tests.e2e.test_alert_toast import CLIENT, CLIENT_PASSWORD, add_client_with_device
 from tests.helpers import wait_for
 from tests.hubkit import Gateway, create_gateway
 from tests.stackkit import (
@@ -32,8 +30,6 @@ from tests.stackkit import (
     start_stack,
     stop_stack,
 )
-
-CLIENT, CLIENT_PASSWORD = "carol", "carol-password"
 
 # Before any page script: remember the replica each "ready" message names (the portal sends
 # one first on every socket), so the test knows which portal serves each page.
@@ -51,23 +47,6 @@ RECORD_REPLICAS = """
   });
 })();
 """
-
-
-def add_client_with_device(dsn: str) -> uuid.UUID:
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "INSERT INTO users (username, name, role, password_hash, time_zone)"
-            " VALUES (%s, 'Carol', 'client', %s, 'Europe/Paris') RETURNING id",
-            (CLIENT, hash_password(CLIENT_PASSWORD)),
-        ).fetchone()
-        assert row is not None
-        device = conn.execute(
-            "INSERT INTO devices (name, max_hourly_kwh, owner_id, interval_s)"
-            " VALUES ('Kitchen', 1, %s, 60) RETURNING id",
-            (row[0],),
-        ).fetchone()
-    assert device is not None
-    return uuid.UUID(str(device[0]))
 
 
 @contextmanager

@@ -42,16 +42,21 @@ def add_owner(dsn: str) -> uuid.UUID:
     return row[0]  # type: ignore[no-any-return]
 
 
-def test_two_hub_replicas_raise_exactly_one_alert_per_device_hour(database_url, broker) -> None:
-    owner = add_owner(database_url)
-    (device,) = add_devices(database_url, 1, max_hourly_kwh=5.0, owner_id=owner)
-    watcher = Subscriber(
+def alert_watcher(broker, user: str) -> Subscriber:  # type: ignore[no-untyped-def]
+    """What the portals hear: alert events for ``user`` (``+``: everyone's)."""
+    return Subscriber(
         broker.host,
         broker.port,
         broker.portal_user,
         broker.portal_password,
-        "ems/v1/events/alerts/+",
+        f"ems/v1/events/alerts/{user}",
     )
+
+
+def test_two_hub_replicas_raise_exactly_one_alert_per_device_hour(database_url, broker) -> None:
+    owner = add_owner(database_url)
+    (device,) = add_devices(database_url, 1, max_hourly_kwh=5.0, owner_id=owner)
+    watcher = alert_watcher(broker, "+")
     gw = Gateway(broker, *create_gateway(broker))
     hubs = [start_hub(database_url, broker, rollup_interval_s=0.05) for _ in range(2)]
     try:
@@ -267,13 +272,7 @@ def test_early_warning_then_the_limit_once_each_and_the_final_value_when_the_hou
 ) -> None:
     owner = add_owner(database_url)
     (device,) = add_devices(database_url, 1, max_hourly_kwh=5.0, owner_id=owner)
-    watcher = Subscriber(
-        broker.host,
-        broker.port,
-        broker.portal_user,
-        broker.portal_password,
-        f"ems/v1/events/alerts/{owner}",
-    )
+    watcher = alert_watcher(broker, str(owner))
     gw = Gateway(broker, *create_gateway(broker))
     # The rules run as if it were `now` in hour h (three hours ago, so readings are accepted
     # and the hour has closed for the database's clock); readings come as a meter sends them.
