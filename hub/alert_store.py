@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import msgspec
 import psycopg
 
 from hub.alerts import evaluate
 from hub.metrics import HubMetrics
-from hub.protocol import alerts_topic
+from hub.protocol import AlertEvent, alerts_topic, encode_alert_event
 from hub.registry import DeviceRegistry
 from hub.rollup_store import RollupOutcome
 from hub.storage import pg_array
@@ -90,32 +89,8 @@ RETURNING {COLUMNS}
 """
 
 
-class AlertEvent(msgspec.Struct, frozen=True):
-    """Payload of ems/v1/events/alerts/{user_id}."""
-
-    event: str  # raised | updated | retracted
-    id: str
-    device_id: str
-    user_id: str | None
-    kind: str
-    hour: datetime | None
-    limit_kwh: float | None
-    value_kwh: float | None
-    projected_kwh: float | None
-    final_kwh: float | None
-    late: bool
-    status: str
-    raised_at: datetime
-    updated_at: datetime
-
-
-_encode = msgspec.json.Encoder().encode
-
-
 def _event(event: str, row: tuple[Any, ...]) -> AlertEvent:
-    return AlertEvent(
-        event, str(row[0]), str(row[1]), None if row[2] is None else str(row[2]), *row[3:]
-    )
+    return AlertEvent(event=event, **dict(zip(_NAMES, row, strict=True)))
 
 
 class AlertEngine:
@@ -208,5 +183,4 @@ class AlertEngine:
             self._send(_event("raised", row))
 
     def _send(self, event: AlertEvent) -> None:
-        owner = UUID(event.user_id) if event.user_id else NO_OWNER
-        self._publish(alerts_topic(owner), _encode(event), 1)
+        self._publish(alerts_topic(event.user_id or NO_OWNER), encode_alert_event(event), 1)

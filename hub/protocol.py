@@ -39,6 +39,8 @@ __all__ = [
     "READINGS_SHARED_SUB",
     "READINGS_SUB",
     "STATUS_SUB",
+    "AlertEvent",
+    "AlertFacts",
     "Buffer",
     "ConfigCmd",
     "DecodeError",
@@ -53,10 +55,12 @@ __all__ = [
     "alerts_topic",
     "chat_topic",
     "cmd_topic",
+    "decode_alert_event",
     "decode_cmd",
     "decode_device_event",
     "decode_readings",
     "decode_status",
+    "encode_alert_event",
     "encode_classic",
     "encode_cmd_config",
     "encode_cmd_resend",
@@ -654,6 +658,49 @@ def decode_device_event(payload: Buffer) -> DeviceEvent:
         rated_power_w=_optional_non_negative(obj.get("rated_power_w"), "rated_power_w"),
         interval_s=None if raw is None else _int(raw, "interval_s", 1),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Alert events: ems/v1/events/alerts/{user_id} (hub → portals; acknowledgements portal → portals)
+# --------------------------------------------------------------------------------------------
+
+
+class AlertFacts(msgspec.Struct, kw_only=True):
+    """An alert as stored in the ``alerts`` table (the portal's API shape extends it)."""
+
+    id: UUID
+    device_id: UUID
+    user_id: UUID | None
+    kind: str
+    hour: datetime | None
+    limit_kwh: float | None
+    value_kwh: float | None
+    projected_kwh: float | None
+    final_kwh: float | None
+    late: bool
+    status: str
+    raised_at: datetime
+    updated_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: UUID | None = None
+
+
+class AlertEvent(AlertFacts, kw_only=True):
+    """What happened to the alert: ``raised``, ``updated``, ``retracted`` (the hub) or
+    ``acknowledged`` (a portal replica, after its commit)."""
+
+    event: str
+
+
+encode_alert_event = msgspec.json.Encoder().encode
+_decode_alert_event = msgspec.json.Decoder(AlertEvent).decode
+
+
+def decode_alert_event(payload: Buffer) -> AlertEvent:
+    try:
+        return _decode_alert_event(payload)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise DecodeError("bad_alert_event", str(exc)[:200]) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -16,8 +16,14 @@ from datetime import UTC, datetime
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.protocol import alerts_topic
-from portal.alerts.schemas import AlertFacts, AlertOut
+from hub.protocol import (
+    AlertEvent,
+    AlertFacts,
+    alerts_topic,
+    decode_alert_event,
+    encode_alert_event,
+)
+from portal.alerts.schemas import AlertOut
 from portal.alerts.services import unread_count
 from portal.alerts.texts import describe
 from portal.auth.schemas import CurrentUser
@@ -30,16 +36,6 @@ NO_OWNER = uuid.UUID(int=0)
 _EVENTS = {"raised", "updated", "retracted", "acknowledged"}
 
 
-class _Event(AlertFacts, kw_only=True):
-    event: str
-    # Only in the portal's "acknowledged" events (the hub's never carry them).
-    acknowledged_at: datetime | None = None
-    acknowledged_by: uuid.UUID | None = None
-
-
-_decode = msgspec.json.Decoder(_Event).decode
-
-
 class AlertPush:
     def __init__(self, realtime: Realtime, engine: AsyncEngine) -> None:
         self._realtime = realtime
@@ -49,8 +45,8 @@ class AlertPush:
     async def on_event(self, topic: str, payload: bytes) -> None:
         try:
             user_id = uuid.UUID(topic[len(ALERTS_PREFIX) :])
-            event = _decode(payload)
-        except (ValueError, msgspec.ValidationError) as exc:
+            event = decode_alert_event(payload)
+        except ValueError as exc:  # a bad topic id, or DecodeError (a ValueError)
             log.warning("ignoring a malformed alert event on %s: %s", topic[:120], exc)
             return
         if event.event not in _EVENTS:
@@ -70,8 +66,8 @@ class AlertPush:
         """Tell the user's other tabs and the administrators, on every replica: published
         on the alert's topic like the hub's events, delivered by ``on_event`` (this replica's
         too). If the broker is away, this replica's sockets still hear of it."""
-        facts = {f: getattr(alert, f) for f in _Event.__struct_fields__ if f != "event"}
-        payload = msgspec.json.encode(_Event(**facts, event="acknowledged"))
+        facts = {f: getattr(alert, f) for f in AlertFacts.__struct_fields__}
+        payload = encode_alert_event(AlertEvent(**facts, event="acknowledged"))
         try:
             await self._realtime.publish(alerts_topic(alert.user_id or NO_OWNER), payload)
         except ServiceUnavailable as exc:

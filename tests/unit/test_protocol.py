@@ -23,6 +23,7 @@ from hub.protocol import (
     READINGS_SHARED_SUB,
     READINGS_SUB,
     STATUS_SUB,
+    AlertEvent,
     ConfigCmd,
     DecodeError,
     DeviceEvent,
@@ -31,10 +32,12 @@ from hub.protocol import (
     alerts_topic,
     chat_topic,
     cmd_topic,
+    decode_alert_event,
     decode_cmd,
     decode_device_event,
     decode_readings,
     decode_status,
+    encode_alert_event,
     encode_classic,
     encode_cmd_config,
     encode_cmd_resend,
@@ -910,3 +913,26 @@ def test_truncate_payload_properties(payload: bytes, limit: int) -> None:
     else:
         assert text.endswith(f"…({len(payload)} bytes)")
         assert len(text) <= limit + len(f"…({len(payload)} bytes)")
+
+
+def test_alert_events_round_trip_and_bad_ones_are_a_decode_error() -> None:
+    raised = AlertEvent(
+        event="raised",
+        id=OTHER,
+        device_id=DEV,
+        user_id=None,
+        kind="hourly_limit",
+        hour=datetime(2026, 11, 25, 10, tzinfo=UTC),
+        limit_kwh=5.0,
+        value_kwh=5.4,
+        projected_kwh=None,
+        final_kwh=None,
+        late=False,
+        status="open",
+        raised_at=datetime(2026, 11, 25, 10, 30, tzinfo=UTC),
+        updated_at=datetime(2026, 11, 25, 10, 30, tzinfo=UTC),
+    )
+    assert decode_alert_event(encode_alert_event(raised)) == raised
+    for bad in (b"", b"[]", b'{"event": "raised"}', b"\xff"):
+        with pytest.raises(DecodeError):
+            decode_alert_event(bad)
