@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 
 import psycopg
 
-from portal.auth.passwords import hash_password, password_problem
+from portal.auth.passwords import generate_password, hash_password, password_problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,10 +14,6 @@ class AdminResult:
     username: str
     created: bool
     password: str | None  # only when we generated it (printed once, never stored)
-
-
-def generate_password() -> str:
-    return secrets.token_urlsafe(12)
 
 
 def ensure_admin(
@@ -34,7 +29,7 @@ def ensure_admin(
         if row is not None and not reset:
             return AdminResult(username, created=False, password=None)
         generated = password is None
-        secret = generate_password() if password is None else password
+        secret = generate_password(12) if password is None else password
         if row is None:
             conn.execute(
                 "INSERT INTO users (username, name, role, password_hash)"

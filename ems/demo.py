@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import subprocess
 import sys
 import uuid
@@ -24,7 +23,7 @@ import psycopg
 from device_sim.config import BrokerOptions, MeterEntry
 from device_sim.config_writer import write_fleet
 from ems.broker import PORTAL_USER
-from portal.auth.passwords import hash_password
+from portal.auth.passwords import generate_password, hash_password
 from portal.broker_admin import BrokerAdmin, new_meter_password
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ def _private_json(path: Path, data: dict[str, str]) -> None:
 def _provision(stack: Stack, home: Path, portal_password: str, meters: int) -> None:
     assert stack.pg is not None
     dsn = stack.pg.dsn("ems")
-    password = secrets.token_urlsafe(9)
+    password = generate_password(9)
     entries: list[MeterEntry] = []
     with psycopg.connect(dsn) as conn:
         row = conn.execute(

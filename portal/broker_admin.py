@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import uuid
 from types import TracebackType
 from typing import Any
 
 import aiomqtt
+
+from portal.auth.passwords import generate_password
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
 RESPONSE_TOPIC = "$CONTROL/dynamic-security/v1/response"
@@ -38,7 +39,7 @@ def meter_acls(device_id: uuid.UUID) -> list[dict[str, Any]]:
 
 
 def new_meter_password() -> str:
-    return secrets.token_urlsafe(24)
+    return generate_password(24)
 
 
 class BrokerAdmin:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import secrets
+
 from passlib.context import CryptContext
 
 # OWASP's argon2id baseline is m=19 MiB, t=2; passlib's default (64 MiB, t=3, p=4) is stronger
@@ -29,3 +31,15 @@ def password_problem(password: str) -> str | None:
     if len(password) > 256:
         return "password must be at most 256 characters long"
     return None
+
+
+def generate_password(nbytes: int = 18) -> str:
+    """A random URL-safe password that does not start with ``-``.
+
+    token_urlsafe starts with ``-`` one time in 64; such a password given on a command line
+    (``ems-sim run --password -x…``) is taken for an option, so it is drawn again.
+    """
+    while True:
+        password = secrets.token_urlsafe(nbytes)
+        if not password.startswith("-"):
+            return password

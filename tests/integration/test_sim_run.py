@@ -159,7 +159,7 @@ def test_a_meter_publishes_v1_readings_on_the_grid_and_says_offline_when_stopped
     sub = hub(broker)
     try:
         sim = sims(
-            *("--device-id", str(device_id), "--password", password),
+            *("--device-id", str(device_id), f"--password={password}"),
             *("--host", broker.host, "--port", str(broker.port)),
             *("--speed", "600", "--no-state", "--start", "2026-11-25T10:00:00Z"),
         )
@@ -187,7 +187,7 @@ def test_the_last_will_fires_when_the_meter_dies_without_disconnecting(
 ) -> None:
     ((device_id, password),) = provision(broker, 1)
     sim = sims(
-        *("--device-id", str(device_id), "--password", password),
+        *("--device-id", str(device_id), f"--password={password}"),
         *("--host", broker.host, "--port", str(broker.port), "--no-state"),
     )
     sim.wait(lambda: sim.progress().get("connected") == 1, 20, "the meter to connect")
@@ -237,7 +237,7 @@ def test_readings_made_while_the_broker_is_down_all_arrive_afterwards_exactly_on
     sub = PersistentSubscriber(broker)
     try:
         sim = sims(
-            *("--device-id", str(device_id), "--password", password),
+            *("--device-id", str(device_id), f"--password={password}"),
             *("--host", broker.host, "--port", str(broker.port)),
             *("--speed", "600", "--backoff-max", "1", "--state-dir", str(tmp_path)),
         )
@@ -315,7 +315,7 @@ def test_a_replayed_file_is_sent_value_for_value(
     sub = hub(broker)
     try:
         sim = sims(
-            *("--device-id", str(device_id), "--password", password),
+            *("--device-id", str(device_id), f"--password={password}"),
             *("--host", broker.host, "--port", str(broker.port), "--no-state"),
             *("--speed", "600", "--replay", str(replay)),
         )
@@ -341,7 +341,7 @@ def test_an_outage_fault_fires_the_will_and_flushes_afterwards(
     )
     try:
         sim = sims(
-            *("--device-id", str(device_id), "--password", password),
+            *("--device-id", str(device_id), f"--password={password}"),
             *("--host", broker.host, "--port", str(broker.port), "--no-state"),
             *("--speed", "600", "--backoff-max", "1", "--fault", "outage@20m,for=40m"),
         )

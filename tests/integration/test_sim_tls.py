@@ -125,7 +125,7 @@ def test_meters_connect_over_tls_with_a_private_ca(tls_broker: BrokerInfo) -> No
     sim = subprocess.Popen(
         [
             *(sys.executable, "-m", "device_sim", "run", "--no-state", "--speed", "600"),
-            *("--device-id", str(device_id), "--password", password),
+            *("--device-id", str(device_id), f"--password={password}"),
             *("--host", "127.0.0.1", "--port", str(server.tls_port), "--tls"),
             *("--ca-file", str(server.base_dir / "ca.pem")),
         ],
