@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
+from uuid import UUID
 
 from hub.alert_store import AlertEngine
 from hub.batch import Message
@@ -20,6 +21,7 @@ from hub.wire import WireClient
 from hub.writer import BatchWriter
 
 log = logging.getLogger("hub")
+TOUCH_MAX_S = 10.0
 
 
 class Hub:
@@ -27,7 +29,7 @@ class Hub:
         self.settings = settings
         self.metrics = HubMetrics()
         self.registry = DeviceRegistry()
-        self.storage = PgStorage(settings.database_url)
+        self.storage = PgStorage(settings.database_url, touch_period=self._touch_period)
         self.mqtt = WireClient(
             settings,
             self._deliver,
@@ -70,6 +72,15 @@ class Hub:
         self._rollup_thread = threading.Thread(
             target=self.rollup.run, args=(self._rollup_stop,), name="hub-rollup", daemon=True
         )
+
+    def _touch_period(self, device_id: UUID) -> float:
+        """How long a device's last_seen may go unwritten while it keeps sending: a quarter of
+        the silence that makes it stale (so staleness never fires on a live meter), at most
+        ``TOUCH_MAX_S`` (the status page's "last seen" is that fresh)."""
+        info = self.registry.get(device_id)
+        if info is None:
+            return 0.0
+        return min(TOUCH_MAX_S, info.interval_s * self.settings.stale_intervals / 4)
 
     def _deliver(self, messages: list[Message]) -> None:
         self.writer.submit_many(messages)

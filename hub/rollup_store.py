@@ -1,9 +1,14 @@
-"""The rollup step: recompute the hours of marked devices, in one transaction.
+"""The rollup step: recompute the hours of the devices in the rollup log, in one transaction.
 
-Marks (``rollup_dirty``) are taken with SKIP LOCKED, so hub replicas split the work and never
-wait for each other; a mark being refreshed by an ingest transaction right now is skipped and
-taken next time. While we hold a mark, an ingest that marks the device again waits for our
-commit and then re-inserts the mark, so readings committed after our snapshot are never lost.
+Ingest appends a ``rollup_log`` row per batch and never waits for us. A pass deletes the log
+rows committed so far, merges them into one earliest time per device, recomputes those devices'
+hours and writes them, all in one transaction: readings committed after the pass took the log
+have log rows of their own, which the next pass takes. Beyond ``limit`` devices, the rest of
+the work goes back into the log as one row, in the same transaction.
+
+One pass runs at a time across hub replicas (a transaction-level advisory lock; a replica that
+finds it taken skips its pass). Two passes recomputing one device at once could commit in the
+wrong order, leaving the hours of the older snapshot.
 """
 
 from __future__ import annotations
@@ -25,9 +30,15 @@ from hub.storage import pg_array
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
-TAKE_MARKS = """
-SELECT device_id, from_ts FROM rollup_dirty
-ORDER BY marked_at LIMIT %s FOR UPDATE SKIP LOCKED
+# Any constant will do ("emsr" in ASCII); it shows as the advisory lock's objid in pg_locks.
+PASS_LOCK = 0x656D7372
+
+# Each device once, with its earliest logged time; the longest-waiting devices first.
+TAKE_LOG = """
+WITH taken AS (DELETE FROM rollup_log RETURNING id, device_ids, from_ts)
+SELECT u.device_id, min(u.from_ts) FROM taken, unnest(taken.device_ids, taken.from_ts)
+    AS u(device_id, from_ts)
+GROUP BY u.device_id ORDER BY min(taken.id), u.device_id
 """
 
 # For each device: the readings from two readings before the hour of the reading that
@@ -64,6 +75,8 @@ class RollupOutcome:
     rewrites: list[Rewrite] = field(default_factory=list)
     latest: dict[UUID, Reading] = field(default_factory=dict)  # newest reading per device
     dead: list[DeadLetter] = field(default_factory=list)
+    more: bool = False  # work beyond the pass's limit was left in the log
+    busy: bool = False  # another hub's pass was running: this one did nothing
 
 
 AfterRollup = Callable[[Conn, RollupOutcome], None]
@@ -78,11 +91,23 @@ def rollup_pending(
 ) -> RollupOutcome:
     out = RollupOutcome()
     with conn.transaction():
-        conn.execute(TEMP_TABLES)
-        marks = conn.execute(TAKE_MARKS, (limit,)).fetchall()
-        if not marks:
+        locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (PASS_LOCK,)).fetchone()
+        if not (locked and locked[0]):
+            out.busy = True
             return out
-        firsts: dict[UUID, datetime] = {m[0]: m[1] for m in marks}  # type: ignore[misc]
+        conn.execute(TEMP_TABLES)
+        logged = conn.execute(TAKE_LOG).fetchall()
+        if not logged:
+            return out
+        if len(logged) > limit:
+            rest, logged = logged[limit:], logged[:limit]
+            conn.execute(
+                "INSERT INTO rollup_log (device_ids, from_ts)"
+                " VALUES (%s::uuid[], %s::timestamptz[])",
+                (pg_array(r[0] for r in rest), pg_array(r[1].isoformat() for r in rest)),  # type: ignore[attr-defined]
+            )
+            out.more = True
+        firsts: dict[UUID, datetime] = {m[0]: m[1] for m in logged}  # type: ignore[misc]
         ids = list(firsts)
         series: dict[UUID, list[MeterReading]] = defaultdict(list)
         from_start: dict[UUID, bool] = {}
@@ -108,7 +133,6 @@ def rollup_pending(
                 out.rewrites.append(rw)
                 out.dead += _implausible_letters(rw, devices(device_id))
         _write(conn, out.rewrites)
-        conn.execute("DELETE FROM rollup_dirty WHERE device_id = ANY(%s::uuid[])", (pg_array(ids),))
         if out.dead:
             with conn.cursor().copy(
                 "COPY dead_letters (topic, device_id, reason, detail, payload) FROM STDIN"

@@ -91,5 +91,5 @@ class RollupWorker:
                 self.alerts.publish_pending()
             if self.live is not None and outcome.rewrites:
                 self.live(outcome)
-            if len(outcome.rewrites) < PASS_LIMIT:
+            if not outcome.more:
                 return

@@ -1,22 +1,24 @@
 """PostgreSQL side of the hub: one connection, two kinds of transaction.
 
 Ingest (``commit_batch``): a batch is committed whole or not at all — readings (COPY,
-idempotent on (device_id, ts)), a rollup mark for each device that got new readings, dead
-letters and device last-seen times. Only after the commit are its MQTT messages acknowledged,
+idempotent on (device_id, ts)), one rollup_log row naming the devices that got new readings,
+dead letters and device last-seen times. Only after the commit are its MQTT messages acknowledged,
 so a crash at any instant loses nothing (the broker redelivers) and counts nothing twice (the
 key absorbs the redelivery).
 
-Rollup (``rollup_pending``): takes marked devices (SKIP LOCKED, so hub replicas share the work),
-recomputes their hours from the readings and clears the marks, in one transaction. Many
+Rollup (``hub.rollup_store.rollup_pending``): takes the logged work, recomputes the hours of
+the devices it names from the readings and deletes the log rows, in one transaction. Many
 readings of a device between two rollups cost one recompute: rollup work grows with the number
-of active devices, not with the reading rate.
+of active devices, not with the reading rate. Ingest only appends to the log, so it never waits
+for a rollup.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from uuid import UUID
@@ -24,13 +26,31 @@ from uuid import UUID
 import psycopg
 
 from hub.batch import DeadLetter, PreparedBatch, conflict_letter, same_value
-from hub.protocol import Reading, encode_reading, readings_topic, truncate_payload
+from hub.protocol import Reading, readings_topic
 from hub.registry import DeviceInfo
 
 TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS _incoming (
     device_id uuid, ts timestamptz, energy_kwh float8, seq int8, power_w float8
 ) ON COMMIT DELETE ROWS;
+"""
+
+
+# Readings in, and in the same statement one rollup_log row: each device that got new readings
+# with its earliest new one (PostgreSQL runs a data-modifying WITH whether or not it is read).
+INSERT_READINGS = """
+WITH inserted AS (
+    INSERT INTO readings (device_id, ts, energy_kwh, seq, power_w)
+    SELECT device_id, ts, energy_kwh, seq, power_w FROM _incoming
+    ON CONFLICT (device_id, ts) DO NOTHING
+    RETURNING device_id, ts
+), logged AS (
+    INSERT INTO rollup_log (device_ids, from_ts)
+    SELECT array_agg(device_id), array_agg(first_ts)
+    FROM (SELECT device_id, min(ts) AS first_ts FROM inserted GROUP BY device_id) AS firsts
+    HAVING count(*) > 0
+)
+SELECT count(*) FROM inserted
 """
 
 
@@ -72,9 +92,14 @@ class BatchOutcome:
 
 
 class PgStorage:
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, touch_period: Callable[[UUID], float] | None = None) -> None:
+        """``touch_period(device_id)``: seconds within which a device's ``last_seen`` need not
+        be written again (by default 0: every batch). It is a row update per device per batch
+        otherwise, as many writes as the readings themselves for a large fleet."""
         self._dsn = dsn
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._touch_period = touch_period
+        self._touch_due: dict[UUID, float] = {}
 
     @property
     def conn(self) -> psycopg.Connection[tuple[object, ...]]:
@@ -115,110 +140,67 @@ class PgStorage:
         return [_device(r) for r in rows]
 
     def commit_batch(self, batch: PreparedBatch) -> BatchOutcome:
+        """Store a prepared batch in one transaction. A reading of a device deleted since the
+        registry saw it fails the transaction with ``ForeignKeyViolation``: the caller
+        refreshes its registry (the reading is then dead-lettered as unknown) and retries."""
         out = BatchOutcome(duplicates=batch.duplicates, dead=list(batch.dead))
         conn = self.conn
+        touched: list[UUID] = []
         with conn.transaction():
-            readings = batch.readings
-            if readings:
-                readings = self._known_devices(conn, readings, out)
-            if readings:
-                inserted = self._insert(conn, readings, out)
-                self._mark_dirty(conn, inserted)
-                out.back_online = self._touch_status(conn, sorted({r.device_id for r in readings}))
+            if batch.readings:
+                self._insert(conn, batch.readings, out)
+                touched = self._due_for_touch({r.device_id for r in batch.readings})
+                if touched:
+                    out.back_online = self._touch_status(conn, touched)
             if out.dead:
                 with conn.cursor().copy(
                     "COPY dead_letters (topic, device_id, reason, detail, payload) FROM STDIN"
                 ) as copy:
                     for d in out.dead:
                         copy.write_row((d.topic, d.device_id, d.reason, d.detail, d.payload))
+        if touched and self._touch_period is not None:  # committed: their last_seen is now
+            now, period, touch_due = time.monotonic(), self._touch_period, self._touch_due
+            for device_id in touched:
+                touch_due[device_id] = now + period(device_id)
         return out
 
-    def _known_devices(
-        self,
-        conn: psycopg.Connection[tuple[object, ...]],
-        readings: list[Reading],
-        out: BatchOutcome,
-    ) -> list[Reading]:
-        # A device deleted since the registry saw it must not fail the batch (the readings'
-        # foreign key would): its readings are dead-lettered instead.
-        ids = {r.device_id for r in readings}
-        rows = conn.execute(
-            "SELECT id FROM devices WHERE id = ANY(%s::uuid[])", (pg_array(ids),)
-        ).fetchall()
-        existing = {r[0] for r in rows}
-        if len(existing) == len(ids):
-            return readings
-        kept = []
-        for r in readings:
-            if r.device_id in existing:
-                kept.append(r)
-            else:
-                out.dead.append(
-                    DeadLetter(
-                        readings_topic(r.device_id),
-                        r.device_id,
-                        "unknown_device",
-                        "device was deleted",
-                        truncate_payload(encode_reading(r)),
-                    )
-                )
-        return kept
+    def _due_for_touch(self, ids: set[UUID]) -> list[UUID]:
+        """The devices whose last_seen is due, in one order for every hub (no deadlocks)."""
+        now = time.monotonic()
+        due = self._touch_due
+        return sorted(i for i in ids if due.get(i, 0.0) <= now)
 
     def _insert(
         self,
         conn: psycopg.Connection[tuple[object, ...]],
         readings: list[Reading],
         out: BatchOutcome,
-    ) -> list[Reading]:
+    ) -> None:
         with conn.cursor().copy(
             "COPY _incoming (device_id, ts, energy_kwh, seq, power_w) FROM STDIN"
         ) as copy:
             for r in readings:
                 copy.write_row((r.device_id, r.ts, r.energy_kwh, r.seq, r.power_w))
-        keys = conn.execute(
-            "INSERT INTO readings (device_id, ts, energy_kwh, seq, power_w)"
-            " SELECT device_id, ts, energy_kwh, seq, power_w FROM _incoming"
-            " ON CONFLICT (device_id, ts) DO NOTHING RETURNING device_id, ts"
-        ).fetchall()
-        new_keys = {(k[0], k[1]) for k in keys}
-        inserted = [r for r in readings if (r.device_id, r.ts) in new_keys]
-        out.stored = len(inserted)
-        if len(inserted) < len(readings):
-            old = [r for r in readings if (r.device_id, r.ts) not in new_keys]
-            stored = {
-                (row[0], row[1]): float(row[2])  # type: ignore[arg-type]
-                for row in conn.execute(
-                    "SELECT device_id, ts, energy_kwh FROM readings WHERE (device_id, ts)"
-                    " IN (SELECT * FROM unnest(%s::uuid[], %s::timestamptz[]))",
-                    ([r.device_id for r in old], [r.ts for r in old]),
-                )
-            }
-            for r in old:
-                value = stored.get((r.device_id, r.ts))
-                if value is None or same_value(value, r.energy_kwh):
-                    out.duplicates += 1
-                else:
-                    out.dead.append(conflict_letter(readings_topic(r.device_id), r, value))
-        return inserted
-
-    def _mark_dirty(
-        self, conn: psycopg.Connection[tuple[object, ...]], inserted: Sequence[Reading]
-    ) -> None:
-        firsts: dict[UUID, datetime] = {}
-        for r in inserted:
-            t0 = firsts.get(r.device_id)
-            if t0 is None or r.ts < t0:
-                firsts[r.device_id] = r.ts
-        if not firsts:
+        row = conn.execute(INSERT_READINGS).fetchone()
+        out.stored = int(row[0]) if row else 0  # type: ignore[call-overload]
+        if out.stored == len(readings):
             return
-        ids = sorted(firsts)  # one lock order for every hub: no deadlocks between replicas
-        conn.execute(
-            "INSERT INTO rollup_dirty (device_id, from_ts)"
-            " SELECT * FROM unnest(%s::uuid[], %s::timestamptz[]) ORDER BY 1"
-            " ON CONFLICT (device_id) DO UPDATE"
-            " SET from_ts = least(rollup_dirty.from_ts, excluded.from_ts)",
-            (pg_array(ids), pg_array(firsts[i].isoformat() for i in ids)),
-        )
+        # Some were stored before: the same value is a duplicate (a redelivery), another value a
+        # conflict. (A reading stored just now differs from no incoming value.)
+        by_key = {(r.device_id, r.ts): r for r in readings}
+        conflicts = 0
+        for device_id, ts, stored in conn.execute(
+            "SELECT i.device_id, i.ts, r.energy_kwh FROM _incoming i"
+            " JOIN readings r ON r.device_id = i.device_id AND r.ts = i.ts"
+            " WHERE r.energy_kwh <> i.energy_kwh"
+        ):
+            reading = by_key[(device_id, ts)]  # type: ignore[index]
+            if not same_value(stored, reading.energy_kwh):  # type: ignore[arg-type]
+                out.dead.append(
+                    conflict_letter(readings_topic(reading.device_id), reading, stored)  # type: ignore[arg-type]
+                )
+                conflicts += 1
+        out.duplicates += len(readings) - out.stored - conflicts
 
     def _touch_status(
         self, conn: psycopg.Connection[tuple[object, ...]], ids: list[UUID]
@@ -249,6 +231,7 @@ class PgStorage:
         """Record a status from the meter's status topic; True if it changed. With
         ``not_before`` (a replayed status's own time) it changes only a state recorded
         before that time."""
+        self._touch_due.pop(device_id, None)  # a reading after this must update the row
         with self.conn.transaction():
             row = self.conn.execute(
                 "INSERT INTO device_status AS s (device_id, state, since, last_seen)"
@@ -280,6 +263,8 @@ class PgStorage:
                 (stale_intervals,),
             ).fetchall()
             ids = [r[0] for r in rows]
+            for device_id in ids:
+                self._touch_due.pop(device_id, None)  # type: ignore[call-overload]
             if ids:
                 self.conn.execute(
                     "INSERT INTO device_status_history (device_id, state, reason)"

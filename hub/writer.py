@@ -145,12 +145,32 @@ class BatchWriter:
                 stop.wait(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
                 delay = min(delay * 2, 5.0)
                 continue
+            except psycopg.errors.ForeignKeyViolation as exc:
+                # A device deleted since the registry saw it: ask the database which of the
+                # batch's devices exist; the deleted one's readings are then dead-lettered as
+                # unknown. If the registry was already right, the cause is another: isolate it.
+                if not self._refresh_registry(messages):
+                    self._isolate(messages, exc, stop)
+                    return
+                continue
             except psycopg.Error as exc:
                 self.storage.reset()
                 self._isolate(messages, exc, stop)
                 return
             self._committed(messages, prepared, outcome, time.perf_counter() - started)
             return
+
+    def _refresh_registry(self, messages: Sequence[Message]) -> bool:
+        """Forget the batch's devices that no longer exist; True if there were any."""
+        ids = {p[0] for m in messages if (p := meter_topic(m.topic)) is not None}
+        try:
+            existing = {d.device_id for d in self.storage.load_devices(ids)}
+        except psycopg.Error:
+            self.storage.reset()
+            return False
+        gone = {i for i in ids if i not in existing and self.registry.get(i) is not None}
+        self.registry.forget(gone)
+        return bool(gone)
 
     def _isolate(self, messages: list[Message], exc: psycopg.Error, stop: threading.Event) -> None:
         if len(messages) == 1:

@@ -182,7 +182,7 @@ def wait_rolled_up(dsn: str, timeout: float = 30) -> None:
     from tests.helpers import wait_for
 
     wait_for(
-        lambda: count(dsn, "SELECT count(*) FROM rollup_dirty") == 0,
+        lambda: count(dsn, "SELECT count(*) FROM rollup_log") == 0,
         timeout=timeout,
         what="the hourly rollup to catch up",
     )

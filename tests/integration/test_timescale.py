@@ -229,7 +229,7 @@ def test_hub_sql_works_on_compressed_chunks(ts_url: str) -> None:
         # DELETE/INSERT on hourly_energy).
         late = (old[-1][0] + timedelta(minutes=5), old[-1][1] + 0.5)
         assert store([late]) == (1, 0, [])
-        assert count(ts_url, "SELECT count(*) FROM rollup_dirty") == 0
+        assert count(ts_url, "SELECT count(*) FROM rollup_log") == 0
         everything = sorted([*old, *new, late])
         expected = compute_hourly([MeterReading(ts, v) for ts, v in everything]).hours
         stored = stored_hours(ts_url, device)
