@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 from uuid import UUID
 
 from hub.alert_store import AlertEngine
 from hub.batch import Message
+from hub.buffer import Intake
 from hub.http import HealthServer
 from hub.live import LivePublisher
 from hub.metrics import HubMetrics
@@ -16,7 +18,7 @@ from hub.protocol import DEVICE_EVENTS_TOPIC, STATUS_SUB
 from hub.registry import DeviceRegistry
 from hub.rollup_worker import RollupWorker
 from hub.settings import HubSettings
-from hub.storage import PgStorage
+from hub.storage import PgStorage, TouchThrottle
 from hub.wire import WireClient
 from hub.writer import BatchWriter
 
@@ -29,7 +31,7 @@ class Hub:
         self.settings = settings
         self.metrics = HubMetrics()
         self.registry = DeviceRegistry()
-        self.storage = PgStorage(settings.database_url, touch_period=self._touch_period)
+        touch = TouchThrottle(self._touch_period)
         self.mqtt = WireClient(
             settings,
             self._deliver,
@@ -51,23 +53,31 @@ class Hub:
             live=self.live,
             alerts=self.alerts,
         )
-        self.writer = BatchWriter(
-            settings,
-            self.storage,
-            self.registry,
-            self.metrics,
-            self.mqtt.ack,
-            self.mqtt.ack_many,
-            alerts=self.alerts,
-            on_commit=self.rollup.wake,
-        )
+        # Never more than the broker's in-flight window plus status/event traffic.
+        self.intake = Intake(settings.receive_maximum + 10_000, self.mqtt.ack_many)
+        self.writers = [
+            BatchWriter(
+                settings,
+                PgStorage(settings.database_url, touch=touch),
+                self.registry,
+                self.metrics,
+                self.intake,
+                alerts=self.alerts,
+                on_commit=self.rollup.wake,
+                housekeeping=i == 0,
+            )
+            for i in range(settings.writers)
+        ]
         self.http = HealthServer(
             settings.http_host, settings.http_port, self.metrics.registry, self.health
         )
         self._writer_stop = threading.Event()
-        self._writer_thread = threading.Thread(
-            target=self.writer.run, args=(self._writer_stop,), name="hub-writer", daemon=True
-        )
+        self._writer_threads = [
+            threading.Thread(
+                target=w.run, args=(self._writer_stop,), name=f"hub-writer-{i}", daemon=True
+            )
+            for i, w in enumerate(self.writers)
+        ]
         self._rollup_stop = threading.Event()
         self._rollup_thread = threading.Thread(
             target=self.rollup.run, args=(self._rollup_stop,), name="hub-rollup", daemon=True
@@ -83,30 +93,32 @@ class Hub:
         return min(TOUCH_MAX_S, info.interval_s * self.settings.stale_intervals / 4)
 
     def _deliver(self, messages: list[Message]) -> None:
-        self.writer.submit_many(messages)
+        self.writers[0].submit_many(messages)  # into the inbox the writers share
 
     def workers_alive(self) -> bool:
         """False once the writer or the rollup thread has died of an unexpected error (the
         traceback is on stderr): the hub then takes nothing more and must be restarted."""
-        return self._writer_thread.is_alive() and self._rollup_thread.is_alive()
+        return all(t.is_alive() for t in self._writer_threads) and self._rollup_thread.is_alive()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
         connected = self.mqtt.connected.is_set()
         alive = self.workers_alive()
-        ok = connected and self.writer.db_ok and alive
+        db_ok = all(w.db_ok for w in self.writers)
+        ok = connected and db_ok and alive
         return ok, {
             "status": "ok" if ok else ("degraded" if alive else "failed"),
             "workers": "ok" if alive else "dead",
             "mqtt": "connected" if connected else "disconnected",
-            "database": "ok" if self.writer.db_ok else "unavailable",
-            "backlog": len(self.writer.inbox),
+            "database": "ok" if db_ok else "unavailable",
+            "backlog": len(self.intake.inbox),
             "devices": len(self.registry),
             "client_id": self.settings.client_id,
         }
 
     def start(self) -> None:
         self.http.start()
-        self._writer_thread.start()
+        for t in self._writer_threads:
+            t.start()
         self._rollup_thread.start()
         self.mqtt.start()
         self.metrics.mqtt_connected.set_function(lambda: float(self.mqtt.connected.is_set()))
@@ -121,12 +133,15 @@ class Hub:
         """Stop intake, drain and commit what was received, acknowledge it, then disconnect."""
         self.mqtt.intake_open = False
         self._writer_stop.set()
-        self._writer_thread.join(timeout=60)
+        deadline = time.monotonic() + 60
+        for t in self._writer_threads:
+            t.join(timeout=max(0.0, deadline - time.monotonic()))
         self._rollup_stop.set()
         self.rollup.wake()
         self._rollup_thread.join(timeout=60)
         self.mqtt.stop()
-        self.storage.close()
+        for w in self.writers:
+            w.storage.close()
         self.rollup.storage.close()
         self.http.stop()
         log.info("hub %s stopped", self.settings.client_id)

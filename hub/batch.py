@@ -19,7 +19,7 @@ from hub.protocol import (
 from hub.registry import DeviceInfo
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
     """One MQTT message as the hub received it."""
 
@@ -31,6 +31,8 @@ class Message:
     # Set on a retained message the broker replays because the hub (re)subscribed: old state,
     # not news (MQTT 5 §3.3.1.3; a live message is forwarded with the flag clear).
     retain: bool = False
+    # A readings payload decoded on arrival by ``decode_ahead`` (or why it could not be).
+    decoded: list[Reading] | DecodeError | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,13 @@ def prepare(
             continue
         device_id = parsed[0]
         try:
-            readings = decode_readings(device_id, msg.payload, now=now, max_future=max_future)
+            decoded = msg.decoded
+            if decoded is None:
+                readings = decode_readings(device_id, msg.payload, now=now, max_future=max_future)
+            elif isinstance(decoded, DecodeError):
+                raise decoded
+            else:
+                readings = decoded
         except DecodeError as exc:
             out.dead.append(
                 DeadLetter(
@@ -128,6 +136,20 @@ def prepare(
             else:
                 out.dead.append(conflict_letter(msg.topic, reading, previous))
     return out
+
+
+def decode_ahead(messages: Sequence[Message], *, now: datetime, max_future: timedelta) -> None:
+    """Decode the readings payloads among ``messages`` as they arrive (the MQTT reader calls it,
+    while the writer waits for the database with the previous batch); ``prepare`` then uses
+    the result, and the future-timestamp limit is taken from the time of arrival."""
+    for msg in messages:
+        parsed = meter_topic(msg.topic)
+        if parsed is None or parsed[1] != "readings":
+            continue
+        try:
+            msg.decoded = decode_readings(parsed[0], msg.payload, now=now, max_future=max_future)
+        except DecodeError as exc:
+            msg.decoded = exc.with_traceback(None)
 
 
 @functools.lru_cache(maxsize=65536)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hub.batch import Message
 
@@ -46,3 +46,45 @@ class Inbox:
             batch = [self._items.popleft() for _ in range(n)]
             self._cond.notify_all()
             return batch
+
+
+AckMany = Callable[[list[tuple[int, int]]], None]
+
+
+class Intake:
+    """What the hub's writers share: the inbox, and acknowledgements in the order of arrival.
+
+    Each writer takes a batch with a ticket and commits it on its own connection, so a later
+    batch may commit first; its acknowledgements wait until every earlier batch's have gone
+    out (MQTT wants PUBACKs in the order of the PUBLISHes, 3.1.1 and 5.0 section 4.6).
+    """
+
+    def __init__(self, capacity: int, ack_many: AckMany) -> None:
+        self.inbox = Inbox(capacity)
+        self._send = ack_many
+        self._take_lock = threading.Lock()
+        self._ack_lock = threading.Lock()
+        self._next_ticket = 0
+        self._next_out = 0
+        self._done: dict[int, list[tuple[int, int]]] = {}
+
+    def take(self, limit: int, *, timeout: float, linger: float) -> tuple[int, list[Message]]:
+        """A batch and its ticket (``release`` it exactly once), or ``(-1, [])``."""
+        with self._take_lock:  # one writer fills its batch at a time: tickets follow arrival
+            batch = self.inbox.take(limit, timeout=timeout, linger=linger)
+            if not batch:
+                return -1, []
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            return ticket, batch
+
+    def release(self, ticket: int, acks: list[tuple[int, int]]) -> None:
+        """The batch is done (committed, or dead-lettered): send its acknowledgements, after
+        those of every earlier batch."""
+        with self._ack_lock:
+            self._done[ticket] = acks
+            while self._next_out in self._done:
+                ready = self._done.pop(self._next_out)
+                self._next_out += 1
+                if ready:
+                    self._send(ready)

@@ -23,9 +23,12 @@ class HubSettings:
     http_host: str = "127.0.0.1"
     http_port: int = 8001
     # Acknowledge-after-commit: the broker lets us hold at most `receive_maximum`
-    # unacknowledged readings, so a batch can never be larger than that.
-    receive_maximum: int = 10000
+    # unacknowledged readings, so a batch can never be larger than that. With `writers`
+    # batches in the database at once, it must hold more than that many batches, or the
+    # writers wait for the broker to refill.
+    receive_maximum: int = 20000
     batch_size: int = 5000
+    writers: int = 2
     flush_interval_s: float = 0.01
     max_lateness: timedelta = timedelta(days=30)
     max_future: timedelta = timedelta(minutes=5)
@@ -64,10 +67,15 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def load_settings(env: Mapping[str, str]) -> HubSettings:
-    receive_maximum = _int(env, "HUB_RECEIVE_MAXIMUM", 10000)
+    receive_maximum = _int(env, "HUB_RECEIVE_MAXIMUM", 20000)
+    if not 1 <= receive_maximum <= 0xFFFF:
+        raise SettingsError("HUB_RECEIVE_MAXIMUM must be between 1 and 65535 (MQTT 5)")
     batch_size = min(_int(env, "HUB_BATCH_SIZE", 5000), receive_maximum)
     if batch_size <= 0:
         raise SettingsError("HUB_BATCH_SIZE must be positive")
+    writers = _int(env, "HUB_WRITERS", 2)
+    if not 1 <= writers <= 16:
+        raise SettingsError("HUB_WRITERS must be between 1 and 16")
     return HubSettings(
         database_url=_required(env, "HUB_DATABASE_URL"),
         mqtt_username=_required(env, "HUB_MQTT_USERNAME"),
@@ -80,6 +88,7 @@ def load_settings(env: Mapping[str, str]) -> HubSettings:
         http_port=_int(env, "HUB_HTTP_PORT", 8001),
         receive_maximum=receive_maximum,
         batch_size=batch_size,
+        writers=writers,
         flush_interval_s=_float(env, "HUB_FLUSH_INTERVAL_S", 0.01),
         max_lateness=timedelta(seconds=_float(env, "HUB_MAX_LATENESS_S", 30 * 86400)),
         stale_intervals=_float(env, "HUB_STALE_INTERVALS", 3.0),

@@ -36,12 +36,14 @@ CREATE TEMP TABLE IF NOT EXISTS _incoming (
 """
 
 
-# Readings in, and in the same statement one rollup_log row: each device that got new readings
-# with its earliest new one (PostgreSQL runs a data-modifying WITH whether or not it is read).
+# Readings in (in key order: concurrent writers meeting on a redelivered key wait for each other
+# in one order, never in a cycle), and in the same statement one rollup_log row: each device
+# that got new readings with its earliest new one (PostgreSQL runs a data-modifying WITH whether
+# or not it is read).
 INSERT_READINGS = """
 WITH inserted AS (
     INSERT INTO readings (device_id, ts, energy_kwh, seq, power_w)
-    SELECT device_id, ts, energy_kwh, seq, power_w FROM _incoming
+    SELECT device_id, ts, energy_kwh, seq, power_w FROM _incoming ORDER BY device_id, ts
     ON CONFLICT (device_id, ts) DO NOTHING
     RETURNING device_id, ts
 ), logged AS (
@@ -83,6 +85,32 @@ def _device(row: tuple[object, ...]) -> DeviceInfo:
     )
 
 
+class TouchThrottle:
+    """When each device's ``last_seen`` is next due, shared by a hub's writers.
+
+    ``period(device_id)``: seconds within which a device's ``last_seen`` need not be written
+    again. Writing it with every batch is a row update per device per batch: as many writes as
+    the readings themselves for a large fleet.
+    """
+
+    def __init__(self, period: Callable[[UUID], float]) -> None:
+        self._period = period
+        self._due: dict[UUID, float] = {}
+
+    def due(self, ids: Iterable[UUID]) -> list[UUID]:
+        """The devices whose last_seen is due, in one order for every writer (no deadlocks)."""
+        now, due = time.monotonic(), self._due
+        return sorted(i for i in ids if due.get(i, 0.0) <= now)
+
+    def done(self, ids: Iterable[UUID]) -> None:
+        now, period, due = time.monotonic(), self._period, self._due
+        for device_id in ids:
+            due[device_id] = now + period(device_id)
+
+    def forget(self, device_id: UUID) -> None:
+        self._due.pop(device_id, None)
+
+
 @dataclass(slots=True)
 class BatchOutcome:
     stored: int = 0
@@ -92,14 +120,10 @@ class BatchOutcome:
 
 
 class PgStorage:
-    def __init__(self, dsn: str, *, touch_period: Callable[[UUID], float] | None = None) -> None:
-        """``touch_period(device_id)``: seconds within which a device's ``last_seen`` need not
-        be written again (by default 0: every batch). It is a row update per device per batch
-        otherwise, as many writes as the readings themselves for a large fleet."""
+    def __init__(self, dsn: str, *, touch: TouchThrottle | None = None) -> None:
         self._dsn = dsn
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
-        self._touch_period = touch_period
-        self._touch_due: dict[UUID, float] = {}
+        self._touch = touch if touch is not None else TouchThrottle(lambda _device_id: 0.0)
 
     @property
     def conn(self) -> psycopg.Connection[tuple[object, ...]]:
@@ -149,7 +173,7 @@ class PgStorage:
         with conn.transaction():
             if batch.readings:
                 self._insert(conn, batch.readings, out)
-                touched = self._due_for_touch({r.device_id for r in batch.readings})
+                touched = self._touch.due({r.device_id for r in batch.readings})
                 if touched:
                     out.back_online = self._touch_status(conn, touched)
             if out.dead:
@@ -158,17 +182,9 @@ class PgStorage:
                 ) as copy:
                     for d in out.dead:
                         copy.write_row((d.topic, d.device_id, d.reason, d.detail, d.payload))
-        if touched and self._touch_period is not None:  # committed: their last_seen is now
-            now, period, touch_due = time.monotonic(), self._touch_period, self._touch_due
-            for device_id in touched:
-                touch_due[device_id] = now + period(device_id)
+        if touched:  # committed: their last_seen is now
+            self._touch.done(touched)
         return out
-
-    def _due_for_touch(self, ids: set[UUID]) -> list[UUID]:
-        """The devices whose last_seen is due, in one order for every hub (no deadlocks)."""
-        now = time.monotonic()
-        due = self._touch_due
-        return sorted(i for i in ids if due.get(i, 0.0) <= now)
 
     def _insert(
         self,
@@ -231,7 +247,7 @@ class PgStorage:
         """Record a status from the meter's status topic; True if it changed. With
         ``not_before`` (a replayed status's own time) it changes only a state recorded
         before that time."""
-        self._touch_due.pop(device_id, None)  # a reading after this must update the row
+        self._touch.forget(device_id)  # a reading after this must update the row
         with self.conn.transaction():
             row = self.conn.execute(
                 "INSERT INTO device_status AS s (device_id, state, since, last_seen)"
@@ -264,7 +280,7 @@ class PgStorage:
             ).fetchall()
             ids = [r[0] for r in rows]
             for device_id in ids:
-                self._touch_due.pop(device_id, None)  # type: ignore[call-overload]
+                self._touch.forget(device_id)  # type: ignore[arg-type]
             if ids:
                 self.conn.execute(
                     "INSERT INTO device_status_history (device_id, state, reason)"

@@ -1,9 +1,11 @@
-"""The single writer: bounded inbox → batch → one transaction → acknowledge → publish.
+"""A writer: bounded inbox → batch → one transaction → acknowledge → publish.
 
-One thread owns the database connection. It takes up to ``batch_size`` messages (waiting at
-most ``flush_interval_s`` after the first), commits them, and only then acknowledges them to
-the broker. A failing database is retried with backoff while the inbox fills and the broker
-holds the rest (backpressure, nothing dropped). A batch that fails for a reason other than the
+Each writer thread owns a database connection. It takes up to ``batch_size`` messages (waiting
+at most ``flush_interval_s`` after the first), commits them, and only then acknowledges them to
+the broker. The hub runs ``HUB_WRITERS`` of them on one shared ``Intake``: while one waits for
+PostgreSQL, another prepares its batch; acknowledgements still leave in the order of arrival.
+A failing database is retried with backoff while the inbox fills and the broker holds the rest
+(backpressure, nothing dropped). A batch that fails for a reason other than the
 connection is split until the message that causes it is found and dead-lettered alone.
 """
 
@@ -20,8 +22,8 @@ from uuid import UUID
 import psycopg
 
 from hub.alert_store import AlertEngine
-from hub.batch import DeadLetter, Message, PreparedBatch, meter_topic, prepare
-from hub.buffer import Inbox
+from hub.batch import DeadLetter, Message, PreparedBatch, decode_ahead, meter_topic, prepare
+from hub.buffer import Intake
 from hub.metrics import HubMetrics
 from hub.protocol import (
     DEVICE_EVENTS_TOPIC,
@@ -37,9 +39,6 @@ from hub.storage import BatchOutcome, PgStorage
 
 log = logging.getLogger("hub.writer")
 
-Ack = Callable[[int, int], None]
-AckMany = Callable[[list[tuple[int, int]]], None]
-
 
 class BatchWriter:
     def __init__(
@@ -48,26 +47,33 @@ class BatchWriter:
         storage: PgStorage,
         registry: DeviceRegistry,
         metrics: HubMetrics,
-        ack: Ack,
-        ack_many: AckMany,
+        intake: Intake,
         *,
         alerts: AlertEngine | None = None,
         on_commit: Callable[[], None] | None = None,
+        housekeeping: bool = True,
     ) -> None:
+        """``housekeeping``: this writer also marks stale meters offline and closes alert
+        hours (one writer of a hub does)."""
         self.settings = settings
         self.storage = storage
         self.registry = registry
         self.metrics = metrics
-        self.ack = ack
-        self.ack_many = ack_many
+        self.intake = intake
+        self.inbox = intake.inbox
         self.alerts = alerts
         self.on_commit = on_commit
-        # Never more than the broker's in-flight window plus status/event traffic.
-        self.inbox = Inbox(settings.receive_maximum + 10_000)
+        self.housekeeping = housekeeping
         self.db_ok = False
         self._next_stale_check = 0.0
+        self._acks: list[tuple[int, int]] = []  # the current batch's, sent on release
+
+    def ack(self, mid: int, qos: int) -> None:
+        self._acks.append((mid, qos))
 
     def submit_many(self, messages: Sequence[Message]) -> None:
+        s = self.settings
+        decode_ahead(messages, now=datetime.now(UTC), max_future=s.max_future)
         self.inbox.put_many(messages)
         self.metrics.backlog.inc(len(messages))
 
@@ -76,12 +82,15 @@ class BatchWriter:
     def run(self, stop: threading.Event) -> None:
         self._connect(stop)
         while not (stop.is_set() and not len(self.inbox)):
-            batch = self.inbox.take(
+            ticket, batch = self.intake.take(
                 self.settings.batch_size, timeout=0.2, linger=self.settings.flush_interval_s
             )
             if batch:
+                self._acks = []
                 self._process(batch, stop)
-            self._maybe_check_stale()
+                self.intake.release(ticket, self._acks)
+            if self.housekeeping:
+                self._maybe_check_stale()
 
     def _connect(self, stop: threading.Event) -> None:
         delay = 0.2
@@ -133,6 +142,12 @@ class BatchWriter:
             try:
                 prepared = self._prepare(messages)
                 outcome = self.storage.commit_batch(prepared)
+            except psycopg.errors.DeadlockDetected:
+                # Two writers' batches touching the same meters' status rows: PostgreSQL rolled
+                # this one back whole; it goes again.
+                log.info("a batch met another writer's in a deadlock; retrying it")
+                stop.wait(random.uniform(0, 0.05))  # noqa: S311 - jitter, not crypto
+                continue
             except psycopg.OperationalError as exc:
                 self._db_down(exc)
                 if stop.is_set():
@@ -211,7 +226,7 @@ class BatchWriter:
         seconds: float,
     ) -> None:
         now = time.monotonic()
-        self.ack_many([(msg.mid, msg.qos) for msg in messages])
+        self._acks += [(msg.mid, msg.qos) for msg in messages]
         for msg in messages:
             self.metrics.lag_seconds.observe(now - msg.received)
         m = self.metrics

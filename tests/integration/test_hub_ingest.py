@@ -113,6 +113,46 @@ def test_same_key_with_a_different_value_is_a_counted_conflict_not_an_overwrite(
         gw.close()
 
 
+def test_readings_of_a_device_deleted_behind_the_hubs_back_are_dead_lettered_not_lost(
+    database_url: str, broker
+) -> None:
+    """The device is gone from the database but not from the hub's registry (its event never
+    came): the batch's foreign-key violation must cost only that device's readings."""
+    kept, gone = add_devices(database_url, 2)
+    gw = Gateway(broker, *create_gateway(broker))
+    hub = start_hub(database_url, broker)
+    try:
+        gw.publish(readings_topic(gone), encode_reading(Reading(gone, T0, 1.0)))
+        gw.flush()
+        wait_for(lambda: count(database_url, "SELECT count(*) FROM readings") == 1)
+        with psycopg.connect(database_url) as conn:
+            conn.execute("DELETE FROM devices WHERE id = %s", (gone,))
+        assert hub.registry.get(gone) is not None
+        batch = [
+            (readings_topic(d), encode_reading(Reading(d, T0 + timedelta(minutes=10 * i), v)))
+            for i in range(1, 4)
+            for d, v in ((kept, 1.0 + i), (gone, 1.0 + i))
+        ]
+        gw.publish_many(batch)
+        gw.flush()
+        wait_for(
+            lambda: (
+                count(
+                    database_url,
+                    "SELECT count(*) FROM dead_letters WHERE reason = 'unknown_device'",
+                )
+                == 3
+            )
+        )
+        assert count(database_url, "SELECT count(*) FROM readings") == 3
+        assert count(database_url, f"SELECT count(*) FROM readings WHERE device_id = '{kept}'") == 3
+        assert hub.registry.get(gone) is None
+        assert hub.health()[0]
+    finally:
+        hub.stop()
+        gw.close()
+
+
 def test_malformed_payloads_are_dead_lettered_while_valid_readings_flow(
     database_url: str, broker
 ) -> None:
@@ -286,7 +326,7 @@ def test_database_outage_mid_stream_holds_messages_until_it_returns(
             gw.publish_many(stream[3000:])
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:  # the outage lasts 20 s; the hub must stay up
-                assert hub.http.port and hub._writer_thread.is_alive()
+                assert hub.http.port and hub.workers_alive()
                 time.sleep(0.5)
             ok, health = hub.health()
             assert not ok
@@ -319,7 +359,8 @@ def test_a_dead_worker_thread_fails_the_health_check(database_url: str, broker) 
         def broken(*_args: object) -> None:
             raise RuntimeError("a bug in the writer")
 
-        hub.writer._process = broken  # type: ignore[method-assign]
+        for writer in hub.writers:
+            writer._process = broken  # type: ignore[method-assign]
         gw.publish(readings_topic(device), encode_reading(Reading(device, datetime.now(UTC), 1.0)))
         gw.flush()
         wait_for(lambda: not hub.workers_alive(), what="the writer thread to die")
