@@ -173,15 +173,29 @@ def main() -> None:
         gw.flush(300)
         http_port = free_port()
         hub = hub_process(svc.dsn, broker, "bench-hub", log, HUB_HTTP_PORT=str(http_port))
+        # Progress from the hub's own counter of committed readings (a count(*) of the table
+        # every 50 ms would itself load PostgreSQL); the table is counted once at the end.
         t = time.perf_counter()
-        while count(svc.dsn, "SELECT count(*) FROM readings") < len(messages):
+        first: tuple[float, float] | None = None  # (time, stored) when commits were first seen
+        stored = 0.0
+        while stored < len(messages):
             time.sleep(0.05)
             if time.perf_counter() - t > 600:
                 sys.exit("hub did not store the stream within 10 minutes")
-        hub_rate = len(messages) / (time.perf_counter() - t)
+            try:
+                stored = metric(http_port, "hub_readings_stored_total")
+            except OSError:
+                continue  # not listening yet
+            if first is None and stored > 0:
+                first = (time.perf_counter(), stored)
+        done = time.perf_counter()
+        assert first is not None
+        assert count(svc.dsn, "SELECT count(*) FROM readings") == len(messages)
+        hub_rate = (len(messages) - first[1]) / (done - first[0])
         print(
-            f"hub sustained:       {hub_rate:,.0f} readings/s committed "
-            f"(ratio to mosquitto_sub: {hub_rate / drain_rate:.2f})"
+            f"hub sustained:       {hub_rate:,.0f} readings/s committed, first commit to last "
+            f"(ratio to mosquitto_sub: {hub_rate / drain_rate:.2f}); "
+            f"{len(messages) / (done - t):,.0f}/s counting the hub's start"
         )
 
         # --- 3. latency at a fixed rate ----------------------------------------------------------
