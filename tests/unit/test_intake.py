@@ -14,10 +14,16 @@ def messages(first: int, n: int) -> list[Message]:
     ]
 
 
-def test_a_batch_that_commits_first_waits_for_the_earlier_batches_acknowledgements() -> None:
+def intake_holding(n: int) -> tuple[Intake, list[list[tuple[int, int]]]]:
+    """An intake with messages 1..n waiting, and the list its acknowledgements are sent to."""
     sent: list[list[tuple[int, int]]] = []
-    intake = Intake(100, sent.append)
-    intake.inbox.put_many(messages(1, 6))
+    intake = Intake(10_000, sent.append)
+    intake.inbox.put_many(messages(1, n))
+    return intake, sent
+
+
+def test_a_batch_that_commits_first_waits_for_the_earlier_batches_acknowledgements() -> None:
+    intake, sent = intake_holding(6)
     first = intake.take(2, timeout=0, linger=0)
     second = intake.take(2, timeout=0, linger=0)
     third = intake.take(2, timeout=0, linger=0)
@@ -32,9 +38,7 @@ def test_a_batch_that_commits_first_waits_for_the_earlier_batches_acknowledgemen
 
 
 def test_a_batch_with_nothing_to_acknowledge_does_not_hold_up_the_next() -> None:
-    sent: list[list[tuple[int, int]]] = []
-    intake = Intake(100, sent.append)
-    intake.inbox.put_many(messages(1, 2))
+    intake, sent = intake_holding(2)
     a = intake.take(1, timeout=0, linger=0)
     b = intake.take(1, timeout=0, linger=0)
     intake.release(a[0], [])  # e.g. the hub is stopping: left unacknowledged for redelivery
@@ -44,9 +48,7 @@ def test_a_batch_with_nothing_to_acknowledge_does_not_hold_up_the_next() -> None
 
 
 def test_concurrent_writers_acknowledge_every_message_once_in_order() -> None:
-    sent: list[list[tuple[int, int]]] = []
-    intake = Intake(10_000, sent.append)
-    intake.inbox.put_many(messages(1, 5000))
+    intake, sent = intake_holding(5000)
 
     def writer(delay: threading.Event) -> None:
         while True:
