@@ -40,8 +40,11 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
 
 
 def ceil_hour(t: datetime) -> datetime:
-    floor = t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return floor if floor == t else floor + HOUR
+    # Compared in UTC: a local time in a DST gap (a day starting at a midnight that does not
+    # exist, as in Beirut on 2020-03-29) is unequal to every time of another zone (PEP 495).
+    utc = t.astimezone(UTC)
+    floor = utc.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == utc else floor + HOUR
 
 
 def day_bounds(day: date, tz: zoneinfo.ZoneInfo) -> tuple[datetime, datetime]:

@@ -112,3 +112,12 @@ def test_ranges_default_to_recent_days_and_refuse_reversed_or_long_ones() -> Non
         instant_range("2026-10-25T10:00:00Z", "2026-10-25T10:00:00Z", BUCHAREST, max_days=1)
     with pytest.raises(BadRequest, match="longer than 1 days"):
         instant_range("2026-10-24", "2026-10-25", BUCHAREST, max_days=1)
+
+
+def test_a_day_that_starts_at_a_midnight_that_does_not_exist() -> None:
+    # Beirut sprang forward at 00:00 on 2020-03-29: that day starts at 01:00 (22:00 UTC) and has
+    # 23 hours; the day before keeps 24. (Found by the property test above.)
+    tz = ZoneInfo("Asia/Beirut")
+    before, gap_day = day_hours(date(2020, 3, 28), tz), day_hours(date(2020, 3, 29), tz)
+    assert (len(before), len(gap_day)) == (24, 23)
+    assert gap_day[0] == before[-1] + H == datetime(2020, 3, 28, 22, tzinfo=UTC)
