@@ -52,6 +52,7 @@ class Hub:
             interval_s=settings.rollup_interval_s,
             live=self.live,
             alerts=self.alerts,
+            ingest_idle=self.intake_idle,
         )
         # Never more than the broker's in-flight window plus status/event traffic.
         self.intake = Intake(settings.receive_maximum + 10_000, self.mqtt.ack_many)
@@ -91,6 +92,9 @@ class Hub:
         if info is None:
             return 0.0
         return min(TOUCH_MAX_S, info.interval_s * self.settings.stale_intervals / 4)
+
+    def intake_idle(self) -> bool:
+        return self.intake.idle()
 
     def _deliver(self, messages: list[Message]) -> None:
         self.writers[0].submit_many(messages)  # into the inbox the writers share

@@ -67,6 +67,14 @@ class Intake:
         self._next_ticket = 0
         self._next_out = 0
         self._done: dict[int, list[tuple[int, int]]] = {}
+        self._in_hand: dict[int, int] = {}  # ticket -> messages, of the batches being written
+        self._last_taken = 0.0
+
+    def idle(self, quiet_s: float = 1.0) -> bool:
+        """Nothing waiting, nothing being written, and no batch taken for ``quiet_s``."""
+        if len(self.inbox) or self._in_hand:
+            return False
+        return time.monotonic() - self._last_taken >= quiet_s
 
     def take(self, limit: int, *, timeout: float, linger: float) -> tuple[int, list[Message]]:
         """A batch and its ticket (``release`` it exactly once), or ``(-1, [])``."""
@@ -76,12 +84,15 @@ class Intake:
                 return -1, []
             ticket = self._next_ticket
             self._next_ticket += 1
+            self._in_hand[ticket] = len(batch)
+            self._last_taken = time.monotonic()
             return ticket, batch
 
     def release(self, ticket: int, acks: list[tuple[int, int]]) -> None:
         """The batch is done (committed, or dead-lettered): send its acknowledgements, after
         those of every earlier batch."""
         with self._ack_lock:
+            self._in_hand.pop(ticket, None)
             self._done[ticket] = acks
             while self._next_out in self._done:
                 ready = self._done.pop(self._next_out)

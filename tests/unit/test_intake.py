@@ -33,8 +33,11 @@ def test_a_batch_that_commits_first_waits_for_the_earlier_batches_acknowledgemen
     intake.release(third[0], [(m.mid, 1) for m in third[1]])
     intake.release(second[0], [(m.mid, 1) for m in second[1]])
     assert sent == []  # the first batch is still in the database
+    assert not intake.idle(quiet_s=0)  # the first batch is still being written
     intake.release(first[0], [(m.mid, 1) for m in first[1]])
     assert sent == [[(1, 1), (2, 1)], [(3, 1), (4, 1)], [(5, 1), (6, 1)]]
+    assert intake.idle(quiet_s=0)
+    assert not intake.idle(quiet_s=60)  # a batch was taken a moment ago
 
 
 def test_a_batch_with_nothing_to_acknowledge_does_not_hold_up_the_next() -> None:
