@@ -202,12 +202,16 @@ def _implausible_letters(rw: Rewrite, info: DeviceInfo | None) -> list[DeadLette
 
 
 def _write(conn: Conn, rewrites: list[Rewrite]) -> None:
-    with conn.cursor().copy("COPY _rewrite (device_id, from_hour) FROM STDIN") as copy:
+    with conn.cursor().copy(
+        "COPY _rewrite (device_id, from_hour) FROM STDIN (FORMAT BINARY)"
+    ) as copy:
+        copy.set_types(["uuid", "timestamptz"])
         for rw in rewrites:
             copy.write_row((rw.device_id, rw.from_hour))
     with conn.cursor().copy(
-        "COPY _hourly (device_id, hour, energy_kwh, quality, readings) FROM STDIN"
+        "COPY _hourly (device_id, hour, energy_kwh, quality, readings) FROM STDIN (FORMAT BINARY)"
     ) as copy:
+        copy.set_types(["uuid", "timestamptz", "float8", "text", "int4"])
         for rw in rewrites:
             for row in rw.rows:
                 copy.write_row((rw.device_id, row.hour, row.energy_kwh, row.quality, row.readings))
