@@ -26,8 +26,8 @@ from hub.storage import PgStorage
 log = logging.getLogger("hub.rollup")
 # Devices per pass: a pass is one transaction and a burst of Python work beside the writers;
 # at 2,000 readings/s over 10,000 meters, 5,000 put publish→commit p99 at 120–160 ms, 1,000 at
-# 65–87 ms (bench/ingest.py --readings 20000). More devices wait for the next pass.
-PASS_LIMIT = 1000
+# 65–87 ms, 500 at 57 ms (bench/ingest.py --readings 20000). More devices wait for the next pass.
+PASS_LIMIT = 500
 
 
 class RollupWorker:

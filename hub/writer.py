@@ -227,8 +227,7 @@ class BatchWriter:
     ) -> None:
         now = time.monotonic()
         self._acks += [(msg.mid, msg.qos) for msg in messages]
-        for msg in messages:
-            self.metrics.lag_seconds.observe(now - msg.received)
+        self.metrics.lag_seconds.observe_many([now - msg.received for msg in messages])
         m = self.metrics
         m.messages.inc(len(messages))
         m.received.inc(prepared.received)
