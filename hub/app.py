@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from hub.alert_store import AlertEngine
-from hub.batch import Message
+from hub.batch import Message, decode_ahead
 from hub.buffer import Intake
 from hub.http import HealthServer
 from hub.live import LivePublisher
@@ -41,6 +42,8 @@ class Hub:
                 (DEVICE_EVENTS_TOPIC, 1),
             ],
         )
+        # Never more than the broker's in-flight window plus status/event traffic.
+        self.intake = Intake(settings.receive_maximum + 10_000, self.mqtt.ack_many)
         self.live = LivePublisher(
             self.mqtt.publish_many, self.registry, settings.live_min_interval_s
         )
@@ -52,10 +55,8 @@ class Hub:
             interval_s=settings.rollup_interval_s,
             live=self.live,
             alerts=self.alerts,
-            ingest_idle=self.intake_idle,
+            ingest_idle=self.intake.idle,
         )
-        # Never more than the broker's in-flight window plus status/event traffic.
-        self.intake = Intake(settings.receive_maximum + 10_000, self.mqtt.ack_many)
         self.writers = [
             BatchWriter(
                 settings,
@@ -93,11 +94,12 @@ class Hub:
             return 0.0
         return min(TOUCH_MAX_S, info.interval_s * self.settings.stale_intervals / 4)
 
-    def intake_idle(self) -> bool:
-        return self.intake.idle()
-
     def _deliver(self, messages: list[Message]) -> None:
-        self.writers[0].submit_many(messages)  # into the inbox the writers share
+        """On the MQTT reader thread: decode readings now (the writers use the result), then
+        into the inbox the writers share."""
+        decode_ahead(messages, now=datetime.now(UTC), max_future=self.settings.max_future)
+        self.intake.inbox.put_many(messages)
+        self.metrics.backlog.inc(len(messages))
 
     def workers_alive(self) -> bool:
         """False once the writer or the rollup thread has died of an unexpected error (the

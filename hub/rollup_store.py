@@ -76,7 +76,6 @@ class RollupOutcome:
     latest: dict[UUID, Reading] = field(default_factory=dict)  # newest reading per device
     dead: list[DeadLetter] = field(default_factory=list)
     more: bool = False  # work beyond the pass's limit was left in the log
-    busy: bool = False  # another hub's pass was running: this one did nothing
 
 
 AfterRollup = Callable[[Conn, RollupOutcome], None]
@@ -93,8 +92,7 @@ def rollup_pending(
     with conn.transaction():
         locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (PASS_LOCK,)).fetchone()
         if not (locked and locked[0]):
-            out.busy = True
-            return out
+            return out  # another hub's pass is running: the work is left to it
         conn.execute(TEMP_TABLES)
         logged = conn.execute(TAKE_LOG).fetchall()
         if not logged:

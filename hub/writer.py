@@ -22,7 +22,7 @@ from uuid import UUID
 import psycopg
 
 from hub.alert_store import AlertEngine
-from hub.batch import DeadLetter, Message, PreparedBatch, decode_ahead, meter_topic, prepare
+from hub.batch import DeadLetter, Message, PreparedBatch, meter_topic, prepare
 from hub.buffer import Intake
 from hub.metrics import HubMetrics
 from hub.protocol import (
@@ -70,12 +70,6 @@ class BatchWriter:
 
     def ack(self, mid: int, qos: int) -> None:
         self._acks.append((mid, qos))
-
-    def submit_many(self, messages: Sequence[Message]) -> None:
-        s = self.settings
-        decode_ahead(messages, now=datetime.now(UTC), max_future=s.max_future)
-        self.inbox.put_many(messages)
-        self.metrics.backlog.inc(len(messages))
 
     # --- the loop -----------------------------------------------------------------------------
 
