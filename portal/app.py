@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -43,6 +42,7 @@ from portal.realtime import Realtime
 from portal.realtime.feeds import install_device_feeds
 from portal.realtime.socket import realtime_socket
 from portal.settings import PortalSettings
+from portal.tasks import cancel_and_wait
 from portal.users.controllers import UserController
 
 HERE = Path(__file__).resolve().parent
@@ -71,10 +71,7 @@ def create_app(settings: PortalSettings) -> Litestar:
         try:
             yield
         finally:
-            for task in (events, supervisor):
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(events, supervisor)
             await engine.dispose()
 
     @get("/health", media_type=MediaType.JSON, include_in_schema=False, opt={"public": True})
