@@ -29,6 +29,8 @@ from hub.protocol import (
     DeviceEvent,
     Reading,
     ResendCmd,
+    _decode_general,
+    _decode_typed,
     alerts_topic,
     chat_topic,
     cmd_topic,
@@ -574,6 +576,37 @@ def test_roundtrip_batch(rs: list[Reading]) -> None:
     assert decode_readings(DEV, encode_readings(rs), now=END) == rs
 
 
+@settings(deadline=None)
+@given(st.lists(readings(timestamps), min_size=1, max_size=20), st.booleans())
+def test_typed_fast_path_takes_valid_v1_and_agrees(rs: list[Reading], single: bool) -> None:
+    # The hub's hot path must actually take well-formed v1 payloads (it is the speed-up), and
+    # give what the general decoder gives for them.
+    payload = encode_reading(rs[0]) if single else encode_readings(rs)
+    want = rs[:1] if single else rs
+    assert _decode_typed(DEV, payload, END, MAX_BATCH) == want
+    assert _decode_general(DEV, payload, END, MAX_BATCH) == want
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        encode_classic(DEV, MS_1000, 1.5),  # the classic message: the general decoder's
+        b'{"ts": "2026-11-25T10:00:00Z"}',
+        b'{"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1, "seq": -1}',
+        b'{"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1, "device_id": "x"}',
+        b'{"ts": "2026-11-25T10:00:00", "energy_kwh": 1}',
+        b'{"ts": "2099-11-25T10:00:00Z", "energy_kwh": 1}',
+        b"[]",
+        b'{"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1e999}',
+        # Invalid UTF-8 in a key the typed decoder would skip unread (found by the fuzzing).
+        b'{"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1, "p\xfd": 0}',
+    ],
+)
+def test_typed_fast_path_declines_the_rest(payload: bytes) -> None:
+    assert _decode_typed(DEV, payload, NOW + timedelta(minutes=5), MAX_BATCH) is None
+    _check_outcome(payload)
+
+
 @given(st.integers(-62135596800000 + 86400000, 253402300799999), energies)
 def test_roundtrip_classic(ms: int, value: float) -> None:
     [r] = decode_readings(DEV, encode_classic(DEV, ms, value), now=END)
@@ -583,15 +616,25 @@ def test_roundtrip_classic(ms: int, value: float) -> None:
     assert encode_classic(DEV, r.ts, r.energy_kwh) == encode_classic(DEV, ms, value)
 
 
-def _check_outcome(payload: bytes) -> None:
-    """Decoding either yields valid readings or raises DecodeError with a known reason."""
-    reason: str | None = None
+def _outcome(decode: Any, payload: bytes) -> tuple[str, Any]:
     try:
-        result = decode_readings(DEV, payload, now=NOW)
+        return "ok", decode(DEV, payload, NOW + timedelta(minutes=5), MAX_BATCH)
     except DecodeError as exc:
-        reason, result = exc.reason, []
-    if reason is not None:
-        assert REASON_RE.fullmatch(reason), reason
+        return "error", (exc.reason, exc.message, exc.index)
+
+
+def _check_outcome(payload: bytes) -> None:
+    """Decoding either yields valid readings or raises DecodeError with a known reason; and the
+    typed fast path either declines or gives exactly what the general decoder gives."""
+    general = _outcome(_decode_general, payload)
+    typed = _decode_typed(DEV, payload, NOW + timedelta(minutes=5), MAX_BATCH)
+    if typed is not None:
+        assert general == ("ok", typed)
+    public = _outcome(lambda d, p, _limit, _n: decode_readings(d, p, now=NOW), payload)
+    assert public == general
+    kind, result = public
+    if kind == "error":
+        assert REASON_RE.fullmatch(result[0]), result
         return
     assert 1 <= len(result) <= MAX_BATCH
     for r in result:
@@ -651,6 +694,22 @@ reading_like = st.dictionaries(
 @settings(max_examples=500)
 @given(reading_like | st.lists(reading_like, max_size=4))
 def test_fuzz_reading_shaped_json(value: Any) -> None:
+    _check_outcome(json.dumps(value).encode())
+
+
+v1_like = st.fixed_dictionaries(
+    {
+        "ts": ms_timestamps.map(lambda t: t.isoformat()) | st.integers(MS_1000 - 10**12, MS_1000),
+        "energy_kwh": st.integers() | st.floats() | st.integers(2**53 - 2, 2**53 + 2),
+    },
+    optional=dict.fromkeys(("seq", "power_w", "device_id", "timestamp", "x"), field_values),
+)
+
+
+@settings(max_examples=500)
+@given(v1_like | st.lists(v1_like, min_size=1, max_size=4))
+def test_fuzz_v1_shaped_json(value: Any) -> None:
+    # Mostly decodable: where the typed fast path answers, it must agree value for value.
     _check_outcome(json.dumps(value).encode())
 
 
