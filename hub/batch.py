@@ -50,6 +50,7 @@ class PreparedBatch:
     dead: list[DeadLetter] = field(default_factory=list)
     duplicates: int = 0
     received: int = 0  # readings decoded, before de-duplication
+    unknown: set[UUID] = field(default_factory=set)  # devices dead-lettered as unknown
 
 
 def same_value(a: float, b: float) -> bool:
@@ -67,7 +68,9 @@ def prepare(
     max_lateness: timedelta,
 ) -> PreparedBatch:
     out = PreparedBatch()
-    seen: dict[tuple[UUID, datetime], float] = {}
+    # Keyed by topic, not device id: one topic per device (the canonical form is enforced),
+    # and a str caches its hash where a UUID computes it in Python on every lookup.
+    seen: dict[tuple[str, datetime], float] = {}
     oldest = now - max_lateness
     for msg in messages:
         parsed = meter_topic(msg.topic)
@@ -103,6 +106,7 @@ def prepare(
             )
             continue
         if device(device_id) is None:
+            out.unknown.add(device_id)
             out.dead.append(
                 DeadLetter(
                     msg.topic,
@@ -126,7 +130,7 @@ def prepare(
                     )
                 )
                 continue
-            key = (device_id, reading.ts)
+            key = (msg.topic, reading.ts)
             previous = seen.get(key)
             if previous is None:
                 seen[key] = reading.energy_kwh

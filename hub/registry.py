@@ -39,10 +39,6 @@ class DeviceRegistry:
     def get(self, device_id: UUID) -> DeviceInfo | None:
         return self._devices.get(device_id)
 
-    def missing(self, ids: Iterable[UUID]) -> set[UUID]:
-        devices = self._devices
-        return {i for i in ids if i not in devices}
-
     def replace_all(self, devices: Iterable[DeviceInfo]) -> None:
         fresh = {d.device_id: d for d in devices}
         with self._lock:

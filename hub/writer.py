@@ -116,15 +116,27 @@ class BatchWriter:
     # --- readings -----------------------------------------------------------------------------
 
     def _prepare(self, messages: Sequence[Message]) -> PreparedBatch:
-        ids = {p[0] for m in messages if (p := meter_topic(m.topic)) is not None}
-        unknown = self.registry.missing(ids)
-        if unknown:  # created a moment ago, its event not here yet: ask the database
-            self.registry.update(self.storage.load_devices(unknown))
         s = self.settings
+        now = datetime.now(UTC)
+        prepared = prepare(
+            messages,
+            self.registry.get,
+            now=now,
+            max_future=s.max_future,
+            max_lateness=s.max_lateness,
+        )
+        if not prepared.unknown:
+            return prepared
+        # A device created a moment ago, its event not here yet: ask the database, then
+        # prepare again (what is still unknown is dead-lettered as such).
+        found = self.storage.load_devices(prepared.unknown)
+        if not found:
+            return prepared
+        self.registry.update(found)
         return prepare(
             messages,
             self.registry.get,
-            now=datetime.now(UTC),
+            now=now,
             max_future=s.max_future,
             max_lateness=s.max_lateness,
         )
