@@ -25,8 +25,10 @@ class HubSettings:
     # Acknowledge-after-commit: the broker lets us hold at most `receive_maximum`
     # unacknowledged readings, so a batch can never be larger than that. With `writers`
     # batches in the database at once, it must hold more than that many batches, or the
-    # writers wait for the broker to refill.
-    receive_maximum: int = 20000
+    # writers wait for the broker to refill. 40,000 rather than 20,000: draining a backlog of
+    # 200,000 readings, 66.3k/s became 69.6k/s (three runs each), for 9 MB more RSS; 60,000
+    # gained nothing more.
+    receive_maximum: int = 40000
     batch_size: int = 5000
     writers: int = 2
     flush_interval_s: float = 0.01
@@ -67,7 +69,7 @@ def _required(env: Mapping[str, str], name: str) -> str:
 
 
 def load_settings(env: Mapping[str, str]) -> HubSettings:
-    receive_maximum = _int(env, "HUB_RECEIVE_MAXIMUM", 20000)
+    receive_maximum = _int(env, "HUB_RECEIVE_MAXIMUM", 40000)
     if not 1 <= receive_maximum <= 0xFFFF:
         raise SettingsError("HUB_RECEIVE_MAXIMUM must be between 1 and 65535 (MQTT 5)")
     batch_size = min(_int(env, "HUB_BATCH_SIZE", 5000), receive_maximum)
