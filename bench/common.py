@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import resource
 import secrets
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +18,13 @@ from ems.broker import HUB_USER, PORTAL_USER, MosquittoServer
 from ems.postgres import PostgresServer
 from ems.procs import RunAs, free_port
 from migrations.runner import migrate
+
+
+def reap_at_exit(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    """Kill ``proc`` when this script exits if it still runs: a benchmark that fails half-way
+    must not leave a hub behind, retrying a broker that is gone and loading the next run."""
+    atexit.register(lambda: proc.poll() is None and proc.kill())
+    return proc
 
 
 @dataclass

@@ -33,7 +33,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.common import peak_rss_mb, percentile, services
+from bench.common import peak_rss_mb, percentile, reap_at_exit, services
 from ems.procs import free_port
 from hub.protocol import Reading, encode_reading, readings_topic
 from tests.hubkit import (
@@ -163,7 +163,7 @@ def main() -> None:
 
         # --- 2. the hub draining the same stream -----------------------------------------------
         log = svc.base / "hub.log"
-        hub = hub_process(svc.dsn, broker, "bench-hub", log)
+        hub = reap_at_exit(hub_process(svc.dsn, broker, "bench-hub", log))
         deadline = time.monotonic() + 30
         while "connected to" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -172,7 +172,9 @@ def main() -> None:
         gw.publish_many(messages)
         gw.flush(300)
         http_port = free_port()
-        hub = hub_process(svc.dsn, broker, "bench-hub", log, HUB_HTTP_PORT=str(http_port))
+        hub = reap_at_exit(
+            hub_process(svc.dsn, broker, "bench-hub", log, HUB_HTTP_PORT=str(http_port))
+        )
         # Progress from the hub's own counter of committed readings (a count(*) of the table
         # every 50 ms would itself load PostgreSQL); the table is counted once at the end.
         t = time.perf_counter()
