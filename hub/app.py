@@ -57,6 +57,7 @@ class Hub:
             live=self.live,
             alerts=self.alerts,
             ingest_idle=self.intake.idle,
+            ingest_behind=lambda: len(self.intake.inbox) >= settings.batch_size,
         )
         self.writers = [
             BatchWriter(

@@ -13,7 +13,6 @@ wrong order, leaving the hours of the older snapshot.
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -88,7 +87,10 @@ def rollup_pending(
     *,
     limit: int = 5000,
     after_rollup: AfterRollup | None = None,
+    between_devices: Callable[[], None] | None = None,
 ) -> RollupOutcome:
+    """One pass (see the module doc). ``between_devices`` is called before each device's
+    recompute: the hub uses it to give way to ingest while ingest is behind."""
     out = RollupOutcome()
     with conn.transaction():
         locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (PASS_LOCK,)).fetchone()
@@ -119,11 +121,8 @@ def rollup_pending(
             quarantined[device_id] = last_quarantined  # type: ignore[index, assignment]
             out.latest[device_id] = Reading(device_id, ts, energy, None, power)  # type: ignore[index, arg-type]
         for device_id, t0 in firsts.items():
-            # Between devices, let the MQTT reader and the writers have the GIL: a thread that
-            # wakes from I/O otherwise waits up to the 5 ms switch interval for it, at every
-            # step of a commit, while this loop computes (p99 publish-to-commit at 2,000/s:
-            # 70-94 ms without, 65-70 ms with, bench/ingest.py; few runs, much noise).
-            time.sleep(0)
+            if between_devices is not None:
+                between_devices()
             rw = _rewrite(
                 conn,
                 device_id,
