@@ -33,12 +33,30 @@ Conn = psycopg.Connection[tuple[object, ...]]
 # Any constant will do ("emsr" in ASCII); it shows as the advisory lock's objid in pg_locks.
 PASS_LOCK = 0x656D7372
 
-# Each device once, with its earliest logged time; the longest-waiting devices first.
+# Each device once, with its earliest logged time, the longest-waiting first (by log row,
+# then by place in the row, so the rest written back keeps its order): the first
+# %(limit)s are returned, the rest go back into the log as one row (in that order), all in one
+# statement. (Returning the whole backlog and writing the rest back from Python cost up to
+# 50 ms a pass under load, growing with the backlog, not with the pass.)
 TAKE_LOG = """
-WITH taken AS (DELETE FROM rollup_log RETURNING id, device_ids, from_ts)
-SELECT u.device_id, min(u.from_ts) FROM taken, unnest(taken.device_ids, taken.from_ts)
-    AS u(device_id, from_ts)
-GROUP BY u.device_id ORDER BY min(taken.id), u.device_id
+WITH taken AS (DELETE FROM rollup_log RETURNING id, device_ids, from_ts),
+merged AS (
+    SELECT u.device_id, min(u.from_ts) AS from_ts,
+        row_number() OVER (
+            ORDER BY min(taken.id), (array_agg(u.pos ORDER BY taken.id, u.pos))[1], u.device_id
+        ) AS n
+    FROM taken, unnest(taken.device_ids, taken.from_ts) WITH ORDINALITY
+        AS u(device_id, from_ts, pos)
+    GROUP BY u.device_id
+), rest AS (
+    INSERT INTO rollup_log (device_ids, from_ts)
+    SELECT array_agg(device_id ORDER BY n), array_agg(from_ts ORDER BY n)
+    FROM merged WHERE n > %(limit)s
+    HAVING count(*) > 0
+    RETURNING id
+)
+SELECT device_id, from_ts, EXISTS (SELECT 1 FROM rest) FROM merged
+WHERE n <= %(limit)s ORDER BY n
 """
 
 # For each device: the readings from two readings before the hour of the reading that
@@ -97,17 +115,10 @@ def rollup_pending(
         if not (locked and locked[0]):
             return out  # another hub's pass is running: the work is left to it
         conn.execute(TEMP_TABLES)
-        logged = conn.execute(TAKE_LOG).fetchall()
+        logged = conn.execute(TAKE_LOG, {"limit": limit}).fetchall()
         if not logged:
             return out
-        if len(logged) > limit:
-            rest, logged = logged[limit:], logged[:limit]
-            conn.execute(
-                "INSERT INTO rollup_log (device_ids, from_ts)"
-                " VALUES (%s::uuid[], %s::timestamptz[])",
-                (pg_array(r[0] for r in rest), pg_array(r[1].isoformat() for r in rest)),  # type: ignore[attr-defined]
-            )
-            out.more = True
+        out.more = bool(logged[0][2])
         firsts: dict[UUID, datetime] = {m[0]: m[1] for m in logged}  # type: ignore[misc]
         ids = list(firsts)
         series: dict[UUID, list[MeterReading]] = defaultdict(list)

@@ -12,15 +12,15 @@ conserve the energy booked across gaps.
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.batch import Message, prepare
-from hub.energy import MeterReading
+from hub.batch import Message, PreparedBatch, prepare
+from hub.energy import MeterReading, compute_hourly
 from hub.protocol import Reading, encode_reading, readings_topic
 from hub.rollup_store import rollup_pending
 from hub.storage import PgStorage
@@ -96,3 +96,51 @@ def test_stored_hours_equal_the_reference_whatever_the_delivery(
     _labels, booked = reference_labels(readings, rated)
     total = math.fsum(v[0] for v in got.values())
     assert math.isclose(total, math.fsum(b.amount for b in booked), rel_tol=1e-9, abs_tol=1e-6)
+
+
+def test_a_pass_takes_the_longest_waiting_devices_and_logs_the_rest_back(
+    database_url: str,
+) -> None:
+    devices = add_devices(database_url, 5)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    series = {
+        d: [MeterReading(t0 + timedelta(minutes=10 * k), 10.0 + k + i) for k in range(9)]
+        for i, d in enumerate(devices)
+    }
+    storage = PgStorage(database_url)
+    try:
+        registry = {d.device_id: d for d in storage.load_devices()}
+
+        def commit(device: object, readings: list[MeterReading]) -> None:
+            batch = PreparedBatch(readings=[Reading(device, r.ts, r.energy_kwh) for r in readings])  # type: ignore[arg-type]
+            assert storage.commit_batch(batch).stored == len(readings)
+
+        # Logged in this order: devices 0..4, then device 0 again with later readings.
+        for d in devices:
+            commit(d, series[d][:6])
+        commit(devices[0], series[devices[0]][6:])
+
+        first = rollup_pending(storage.conn, registry.get, limit=2)
+        assert first.more
+        assert [rw.device_id for rw in first.rewrites] == devices[:2]
+        with psycopg.connect(database_url) as conn:
+            rest = conn.execute("SELECT device_ids, from_ts FROM rollup_log").fetchall()
+        assert rest == [(devices[2:], [t0] * 3)]  # in waiting order, earliest times kept
+
+        second = rollup_pending(storage.conn, registry.get, limit=2)
+        assert (second.more, [rw.device_id for rw in second.rewrites]) == (True, devices[2:4])
+        third = rollup_pending(storage.conn, registry.get, limit=2)
+        assert (third.more, [rw.device_id for rw in third.rewrites]) == (False, devices[4:])
+        assert not rollup_pending(storage.conn, registry.get, limit=2).rewrites
+    finally:
+        storage.close()
+    committed = {d: series[d] if d == devices[0] else series[d][:6] for d in devices}
+    for d in devices:
+        want = {
+            h: (e.energy_kwh, e.quality.value)
+            for h, e in compute_hourly(committed[d]).hours.items()
+        }
+        got = {h: v[:2] for h, v in stored(database_url, d).items()}
+        assert got.keys() == want.keys()
+        assert all(math.isclose(got[h][0], want[h][0], abs_tol=1e-9) for h in want)
+        assert all(got[h][1] == want[h][1] for h in want)
