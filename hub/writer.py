@@ -118,13 +118,17 @@ class BatchWriter:
     def _prepare(self, messages: Sequence[Message]) -> PreparedBatch:
         s = self.settings
         now = datetime.now(UTC)
-        prepared = prepare(
-            messages,
-            self.registry.get,
-            now=now,
-            max_future=s.max_future,
-            max_lateness=s.max_lateness,
-        )
+
+        def prepared_now() -> PreparedBatch:
+            return prepare(
+                messages,
+                self.registry.get,
+                now=now,
+                max_future=s.max_future,
+                max_lateness=s.max_lateness,
+            )
+
+        prepared = prepared_now()
         if not prepared.unknown:
             return prepared
         # A device created a moment ago, its event not here yet: ask the database, then
@@ -133,13 +137,7 @@ class BatchWriter:
         if not found:
             return prepared
         self.registry.update(found)
-        return prepare(
-            messages,
-            self.registry.get,
-            now=now,
-            max_future=s.max_future,
-            max_lateness=s.max_lateness,
-        )
+        return prepared_now()
 
     def _commit_resilient(self, messages: list[Message], stop: threading.Event) -> None:
         delay = 0.1
