@@ -27,7 +27,7 @@ from tests.hubkit import (
     wait_rolled_up,
 )
 
-SENSOR_CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "sensor.csv"
+SENSOR_CSV = Path(__file__).resolve().parents[2] / "data" / "sensor.csv"
 # Ten days ago on the hour: long series stay in the past (future readings are rejected).
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=10)
 
@@ -216,8 +216,6 @@ def test_malformed_payloads_are_dead_lettered_while_valid_readings_flow(
 def test_replaying_sensor_csv_in_classic_format_gives_the_index_differences(
     database_url: str, broker
 ) -> None:
-    if not SENSOR_CSV.exists():
-        pytest.skip(f"{SENSOR_CSV} is not present (shared data file)")
     values = [float(line) for line in SENSOR_CSV.read_text().split()][:1500]
     devices = add_devices(database_url, 2)
     gw = Gateway(broker, *create_gateway(broker))

@@ -23,7 +23,7 @@ from hub.energy import (
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-SENSOR_CSV = Path(__file__).resolve().parents[3] / "shared" / "data" / "sensor.csv"
+SENSOR_CSV = Path(__file__).resolve().parents[2] / "data" / "sensor.csv"
 PROPERTY = settings(max_examples=200, deadline=None)
 
 M, E, G, R = Quality.MEASURED, Quality.ESTIMATED, Quality.GLITCH, Quality.RESET
@@ -485,13 +485,9 @@ def test_recompute_anchor_refuses_an_index_outside_the_series() -> None:
         recompute_anchor_index(series((0, 0), (10, 1)), 2)
 
 
-# --- replay of the shared sensor data ----------------------------------------------------------
+# --- replay of the real sensor data (data/sensor.csv) -------------------------------------------
 
 
-@pytest.mark.skipif(
-    not SENSOR_CSV.is_file(),
-    reason=f"{SENSOR_CSV} is absent: the replay data lives in the shared workspace, not the repo",
-)
 def test_replaying_sensor_csv_books_each_hour_from_its_own_readings() -> None:
     values = [float(line) for line in SENSOR_CSV.read_text().split()]
     readings = [MeterReading(at(10 * i), v) for i, v in enumerate(values)]
