@@ -16,6 +16,7 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ems.postgres import PostgresServer
 from migrations.runner import MigrationError, current_version, discover, migrate
 from tests.conftest import BrokerInfo
 from tests.helpers import Subscriber, mqtt_connect_result
@@ -115,7 +116,7 @@ def test_a_changed_migration_is_refused(pg_server, tmp_path: Path) -> None:
 
 
 def test_a_revision_naming_the_applied_checksum_is_recorded_not_refused(
-    pg_server, tmp_path: Path
+    pg_server: PostgresServer, tmp_path: Path
 ) -> None:
     name = "mig_" + os.urandom(4).hex()
     pg_server.create_database(name)
@@ -144,7 +145,7 @@ def test_a_revision_naming_the_applied_checksum_is_recorded_not_refused(
 
 
 def test_migrations_and_steps_say_their_notices_and_steps_run_every_time(
-    pg_server, tmp_path: Path
+    pg_server: PostgresServer, tmp_path: Path
 ) -> None:
     name = "mig_" + os.urandom(4).hex()
     pg_server.create_database(name)
@@ -175,7 +176,9 @@ def test_migrations_and_steps_say_their_notices_and_steps_run_every_time(
         pg_server.drop_database(name)
 
 
-def test_a_database_that_ran_the_first_0002_migrates_on(pg_server, tmp_path: Path) -> None:
+def test_a_database_that_ran_the_first_0002_migrates_on(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
     """0002 was revised for TimescaleDB's Apache edition; where it ran, nothing else changes."""
     name = "mig_" + os.urandom(4).hex()
     pg_server.create_database(name)
@@ -196,7 +199,8 @@ def test_a_database_that_ran_the_first_0002_migrates_on(pg_server, tmp_path: Pat
         pg_server.drop_database(name)
 
 
-def test_plain_postgresql_migration_says_readings_stay_a_plain_table(pg_server) -> None:
+def test_timescale_migration_is_a_noop_on_plain_postgresql(pg_server: PostgresServer) -> None:
+    """Without the extension preloaded (installed or not), 0002 says so and changes nothing."""
     preload = "SELECT current_setting('shared_preload_libraries') LIKE '%timescaledb%'"
     with psycopg.connect(pg_server.dsn("postgres")) as conn:
         if conn.execute(preload).fetchone() == (True,):
@@ -209,22 +213,13 @@ def test_plain_postgresql_migration_says_readings_stay_a_plain_table(pg_server) 
         migrate(dsn, progress=said.append)
         assert "0002_timescale: timescaledb not available: readings stay a plain table" in said
         assert not [line for line in said if "timescale_policies" in line]
+        with psycopg.connect(dsn) as conn:
+            installed = conn.execute(
+                "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+            ).fetchone()
+        assert installed == (0,)
     finally:
         pg_server.drop_database(name)
-
-
-def test_timescale_migration_is_a_noop_on_plain_postgresql(database_url: str) -> None:
-    with psycopg.connect(database_url) as conn:
-        available = conn.execute(
-            "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
-        ).fetchone()
-        installed = conn.execute(
-            "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
-        ).fetchone()
-    assert available is not None and installed is not None
-    if available[0]:
-        pytest.skip("timescaledb is installed here; this test covers plain PostgreSQL")
-    assert installed[0] == 0
 
 
 def test_broker_refuses_anonymous_and_wrong_password(broker: BrokerInfo) -> None:
