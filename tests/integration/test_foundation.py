@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import signal
@@ -15,9 +16,11 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from ems.postgres import PostgresServer
 from migrations.runner import MigrationError, current_version, discover, migrate
 from tests.conftest import BrokerInfo
 from tests.helpers import Subscriber, mqtt_connect_result
+from tests.migrationkit import migrate_with_first_0002
 from tests.stackkit import (
     ADMIN_PASSWORD,
     StackPorts,
@@ -112,18 +115,111 @@ def test_a_changed_migration_is_refused(pg_server, tmp_path: Path) -> None:
         pg_server.drop_database(name)
 
 
-def test_timescale_migration_is_a_noop_on_plain_postgresql(database_url: str) -> None:
-    with psycopg.connect(database_url) as conn:
-        available = conn.execute(
-            "SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'"
-        ).fetchone()
-        installed = conn.execute(
-            "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
-        ).fetchone()
-    assert available is not None and installed is not None
-    if available[0]:
-        pytest.skip("timescaledb is installed here; this test covers plain PostgreSQL")
-    assert installed[0] == 0
+def test_a_revision_naming_the_applied_checksum_is_recorded_not_refused(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    name = "mig_" + os.urandom(4).hex()
+    pg_server.create_database(name)
+    dsn = pg_server.dsn(name)
+    first = "CREATE TABLE t1 (id int);\n"
+    revised = (
+        f"-- ems:replaces {hashlib.sha256(first.encode()).hexdigest()}\n"
+        "CREATE TABLE IF NOT EXISTS t1 (id int);\n"
+    )
+    try:
+        (tmp_path / "0001_first.sql").write_text(first)
+        migrate(dsn, directory=tmp_path)
+        (tmp_path / "0001_first.sql").write_text(revised)
+        said: list[str] = []
+        assert migrate(dsn, directory=tmp_path, progress=said.append) == []
+        assert said == ["migration 0001_first: recorded its revised text (an earlier one ran here)"]
+        recorded = "SELECT checksum FROM schema_migrations WHERE version = 1"
+        with psycopg.connect(dsn) as conn:
+            assert conn.execute(recorded).fetchone() == (discover(tmp_path)[0].checksum,)
+        # The revision is now what ran here: only it is accepted from now on, not a third text.
+        (tmp_path / "0001_first.sql").write_text(revised + "-- and more\n")
+        with pytest.raises(MigrationError, match="changed after it was applied"):
+            migrate(dsn, directory=tmp_path)
+    finally:
+        pg_server.drop_database(name)
+
+
+def test_migrations_and_steps_say_their_notices_and_steps_run_every_time(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    name = "mig_" + os.urandom(4).hex()
+    pg_server.create_database(name)
+    dsn = pg_server.dsn(name)
+    sql, steps = tmp_path / "sql", tmp_path / "steps"
+    sql.mkdir()
+    steps.mkdir()
+    (sql / "0001_first.sql").write_text(
+        "CREATE TABLE counter (n int); INSERT INTO counter VALUES (0);"
+        " DO $$ BEGIN RAISE NOTICE 'table made'; END $$;"
+    )
+    (steps / "bump.sql").write_text(
+        "UPDATE counter SET n = n + 1;"
+        " DO $$ BEGIN RAISE WARNING 'bumped to %', (SELECT n FROM counter); END $$;"
+    )
+    try:
+        said: list[str] = []
+        migrate(dsn, directory=sql, steps=steps, progress=said.append)
+        assert said == [
+            "applying migration 0001_first",
+            "0001_first: table made",
+            "bump: WARNING: bumped to 1",
+        ]
+        said.clear()
+        assert migrate(dsn, directory=sql, steps=steps, progress=said.append) == []
+        assert said == ["bump: WARNING: bumped to 2"]  # nothing of the runner's own statements
+    finally:
+        pg_server.drop_database(name)
+
+
+def test_a_database_that_ran_the_first_0002_migrates_on(
+    pg_server: PostgresServer, tmp_path: Path
+) -> None:
+    """0002 was revised for TimescaleDB's Apache edition; where it ran, nothing else changes."""
+    name = "mig_" + os.urandom(4).hex()
+    pg_server.create_database(name)
+    dsn = pg_server.dsn(name)
+    try:
+        migrate_with_first_0002(dsn, tmp_path)
+        before = schema_snapshot(dsn)
+        said: list[str] = []
+        assert migrate(dsn, progress=said.append) == []
+        assert said == [
+            "migration 0002_timescale: recorded its revised text (an earlier one ran here)"
+        ]
+        assert schema_snapshot(dsn) == before
+        said.clear()
+        assert migrate(dsn, progress=said.append) == []
+        assert said == []
+    finally:
+        pg_server.drop_database(name)
+
+
+def test_timescale_migration_is_a_noop_on_plain_postgresql(pg_server: PostgresServer) -> None:
+    """Without the extension preloaded (installed or not), 0002 says so and changes nothing."""
+    preload = "SELECT current_setting('shared_preload_libraries') LIKE '%timescaledb%'"
+    with psycopg.connect(pg_server.dsn("postgres")) as conn:
+        if conn.execute(preload).fetchone() == (True,):
+            pytest.skip("timescaledb is preloaded here; test_timescale.py covers it")
+    name = "mig_" + os.urandom(4).hex()
+    pg_server.create_database(name)
+    dsn = pg_server.dsn(name)
+    try:
+        said: list[str] = []
+        migrate(dsn, progress=said.append)
+        assert "0002_timescale: timescaledb not available: readings stay a plain table" in said
+        assert not [line for line in said if "timescale_policies" in line]
+        with psycopg.connect(dsn) as conn:
+            installed = conn.execute(
+                "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+            ).fetchone()
+        assert installed == (0,)
+    finally:
+        pg_server.drop_database(name)
 
 
 def test_broker_refuses_anonymous_and_wrong_password(broker: BrokerInfo) -> None:
