@@ -19,7 +19,7 @@ from device_sim.scenario import ScenarioError
 
 USER_ERRORS = (ConfigError, ScenarioError, ReplayError, FleetError, PortalError)
 # Options whose value may be a signed offset such as -1d or -2h (see timeparse.parse_time).
-SIGNED_TIME_OPTIONS = frozenset({"--start"})
+SIGNED_TIME_OPTIONS = frozenset({"--start", "--end"})
 _SIGNED = re.compile(r"[+-]\d")
 
 
