@@ -1,6 +1,6 @@
-"""`ems up` supervises: PostgreSQL, Mosquitto, the hub and the portal, each killed outright in
-turn while a simulated meter publishes, come back on their own and no reading is lost. The
-operator's HUB_* tuning reaches the hub, before and after a restart."""
+"""`ems up --demo` supervises: PostgreSQL, Mosquitto, the hub, the portal and the demo fleet,
+each killed outright in turn while a simulated meter publishes, come back on their own and no
+reading is lost. The operator's HUB_* tuning reaches the hub, before and after a restart."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -78,10 +79,12 @@ def test_each_server_and_service_killed_in_turn_comes_back_and_no_reading_is_los
     portal = ports.portal_url
     hub = f"http://127.0.0.1:{ports.hub}"
     tuning = {"HUB_STALE_INTERVALS": "7", "HUB_CLIENT_ID": "not-the-replicas-id"}
-    stack = start_stack(home, ports, admin_password=ADMIN_PASSWORD, env=tuning)
+    stack = start_stack(
+        home, ports, "--demo", "--demo-meters", "1", admin_password=ADMIN_PASSWORD, env=tuning
+    )
     meter: subprocess.Popen[bytes] | None = None
     try:
-        out = read_until(stack, "Press Ctrl-C")
+        out = read_until(stack, "Press Ctrl-C", timeout=180)
         assert "ignoring HUB_CLIENT_ID: `ems up` sets these itself" in out, out
         assert "not-the-replicas-id" not in out
         assert _hub_tuning(home) == "7"
@@ -122,6 +125,7 @@ def test_each_server_and_service_killed_in_turn_comes_back_and_no_reading_is_los
             ("Mosquitto", lambda: _cmdline_pid(str(home / "mosquitto" / "mosquitto.conf"))),
             ("hub-1", lambda: child_pid(home, "HUB_CLIENT_ID=ems-hub-1")),
             ("portal-1", lambda: child_pid(home, "PORTAL_INSTANCE_ID=portal-1")),
+            ("ems-sim", lambda: _cmdline_pid(f"device_sim run -c {home / 'demo' / 'fleet.toml'}")),
         ]
         for name, pid_of in victims:
             before = pid_of()
@@ -164,9 +168,13 @@ def test_each_server_and_service_killed_in_turn_comes_back_and_no_reading_is_los
         assert produced == acked + buffered, sim_log.read_text()
         assert acked > 100
 
+        (ours,) = [m["device_id"] for m in tomllib.loads(fleet.read_text())["meters"]]
+
         def stored() -> int:
             with psycopg.connect(stack_dsn(home, ports)) as conn:
-                row = conn.execute("SELECT count(*) FROM readings").fetchone()
+                row = conn.execute(
+                    "SELECT count(*) FROM readings WHERE device_id = %s", (ours,)
+                ).fetchone()
             return int(row[0]) if row else 0
 
         # Every reading the broker acknowledged is in the database, once.
@@ -174,7 +182,7 @@ def test_each_server_and_service_killed_in_turn_comes_back_and_no_reading_is_los
         assert stored() == acked
 
         rest = stop_stack(stack, home)
-        for name in ("PostgreSQL", "Mosquitto", "hub-1", "portal-1"):
+        for name in ("PostgreSQL", "Mosquitto", "hub-1", "portal-1", "ems-sim"):
             assert f"stopped {name} (restarted 1 time)" in rest, rest
     finally:
         if meter is not None and meter.poll() is None:
