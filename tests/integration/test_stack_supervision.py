@@ -105,7 +105,7 @@ def test_each_server_and_service_killed_in_turn_comes_back_and_no_reading_is_los
         # Ten readings a second (a minute apart, from two days ago: always in the hub's past),
         # buffered on disk by the meter while the broker is away.
         sim_log = tmp_path / "sim.log"
-        with sim_log.open("wb") as out:
+        with sim_log.open("wb") as sim_out:
             meter = subprocess.Popen(
                 [
                     *(sys.executable, "-m", "device_sim", "run", "-c", str(fleet)),
@@ -114,7 +114,7 @@ def test_each_server_and_service_killed_in_turn_comes_back_and_no_reading_is_los
                     *("--backoff-max", "1"),
                 ],
                 cwd=ROOT,
-                stdout=out,
+                stdout=sim_out,
                 stderr=subprocess.STDOUT,
             )
         wait_for(lambda: _acked(sim_log) >= 20, timeout=30, what="the meter's first readings")
@@ -139,7 +139,9 @@ def test_each_server_and_service_killed_in_turn_comes_back_and_no_reading_is_los
             if hold:
                 meter.send_signal(signal.SIGSTOP)
             os.kill(before, signal.SIGKILL)
-            said = read_until(stack, f"ems: restarted {name} (restart 1)", timeout=15)
+            # PostgreSQL may refuse the first restart while the killed server's backends still
+            # hold its shared memory ("did not start again"): a later attempt then succeeds.
+            said = read_until(stack, f"ems: restarted {name} (restart ", timeout=30)
             assert f"ems: {name} exited with code -9" in said, said
             wait_for(
                 lambda f=pid_of, b=before: (
@@ -183,7 +185,7 @@ def test_each_server_and_service_killed_in_turn_comes_back_and_no_reading_is_los
 
         rest = stop_stack(stack, home)
         for name in ("PostgreSQL", "Mosquitto", "hub-1", "portal-1", "ems-sim"):
-            assert f"stopped {name} (restarted 1 time)" in rest, rest
+            assert re.search(rf"^stopped {name} \(restarted \d+ times?\)$", rest, re.M), rest
     finally:
         if meter is not None and meter.poll() is None:
             meter.kill()
