@@ -37,6 +37,7 @@ class CheckRequest:
     keep: bool = False
     seed: int = 1
     poll_s: float = 1.0
+    end: datetime | None = None  # the series ends at this hour; None: the current hour
 
 
 Publisher = Callable[[BrokerPlan, UUID, str, list[tuple[datetime, float]]], Awaitable[None]]
@@ -110,7 +111,7 @@ async def _check(
     out: TextIO,
     publish: Publisher,
 ) -> int:
-    end = floor_time(datetime.now(UTC), HOUR)
+    end = floor_time(req.end or datetime.now(UTC), HOUR)
     series = known_series(end, req.hours, req.seed)
     expected = expected_hourly(series)
     what = "provisioned for this check" + ("" if req.keep else ", deleted afterwards")

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,6 +18,9 @@ from device_sim.replay import ReplayError
 from device_sim.scenario import ScenarioError
 
 USER_ERRORS = (ConfigError, ScenarioError, ReplayError, FleetError, PortalError)
+# Options whose value may be a signed offset such as -1d or -2h (see timeparse.parse_time).
+SIGNED_TIME_OPTIONS = frozenset({"--start", "--end"})
+_SIGNED = re.compile(r"[+-]\d")
 
 
 def default_state_dir() -> Path:
@@ -130,8 +134,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def join_signed_values(argv: Sequence[str]) -> list[str]:
+    """``--start -1d`` → ``--start=-1d``: argparse takes a value that starts with "-" and is
+    not a plain negative number for an option of its own, so the documented spelling would
+    fail with "expected one argument". Joined, both spellings mean the same."""
+    out: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        if arg == "--":  # everything after it is positional: leave it alone
+            out += [arg, *args]
+            break
+        if arg in SIGNED_TIME_OPTIONS:
+            value = next(args, None)
+            if value is not None and _SIGNED.match(value):
+                out.append(f"{arg}={value}")
+                continue
+            out += [arg] if value is None else [arg, value]
+            continue
+        out.append(arg)
+    return out
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    return build_parser().parse_args(join_signed_values(sys.argv[1:] if argv is None else argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="ems-sim: %(levelname)s: %(message)s")
     if not args.verbose:

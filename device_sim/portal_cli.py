@@ -7,11 +7,13 @@ import asyncio
 import getpass
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
 from device_sim.config import BrokerOptions, ConfigError, load_configs
 from device_sim.plan import broker_plan
+from device_sim.timeparse import parse_time
 
 DEFAULT_PORTAL = "http://127.0.0.1:8000"
 
@@ -97,6 +99,12 @@ def add_portal_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     c.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for a match")
     c.add_argument("--keep", action="store_true", help="keep the device the check created")
     c.add_argument("--seed", type=int, default=1)
+    c.add_argument(
+        "--end",
+        metavar="TIME",
+        help="the series ends at the start of this hour: the current hour (default), an offset "
+        "like -1d, or RFC 3339 (the same data every time, within the hub's HUB_MAX_LATENESS_S)",
+    )
     _portal_flags(c)
     _broker_flags(c)
     c.set_defaults(handler=_cmd_check)
@@ -150,6 +158,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         device = (first.device_id, first.password)
     if args.hours < 1:
         raise ConfigError("--hours must be at least 1")
+    end = _check_end(args.end)
     req = CheckRequest(
         portal_url=args.portal,
         admin_user=args.admin_user,
@@ -160,5 +169,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         keep=args.keep,
         seed=args.seed,
+        end=end,
     )
     return asyncio.run(run_check(req, sys.stdout))
+
+
+def _check_end(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    now = datetime.now(UTC)
+    try:
+        end = parse_time(text, now)
+    except ValueError as exc:
+        raise ConfigError(f"--end: {exc}") from None
+    if end > now:
+        raise ConfigError(f"--end {text}: the series must end in the past (the hub refuses it)")
+    return end

@@ -114,7 +114,8 @@ def start_demo(stack: Stack, secrets_: dict[str, str]) -> None:
             subprocess.run(
                 _sim(
                     home,
-                    f"--start=-{BACKFILL_DAYS}d",  # "=": argparse reads "-2d" as an option
+                    "--start",
+                    f"-{BACKFILL_DAYS}d",
                     "--speed",
                     f"{speed:.0f}",
                     "--duration",

@@ -3,6 +3,12 @@
 Replica ``i`` (from 1) of N: hubs get distinct client ids in one share group — the broker's
 persistent session is keyed by the client id, so it must be stable across restarts and unique
 among live hubs — and portals get distinct instance ids (reported by GET /health).
+
+Every other ``HUB_*`` / ``PORTAL_*`` variable of the supervisor's environment (the README's
+configuration table: ``HUB_MAX_LATENESS_S``, ``PORTAL_COOKIE_SECURE``…) reaches every hub /
+portal unchanged. The variables set below are owned by `ems up`: they wire the children to the
+servers and secrets it runs itself, so a value from the shell would only break that wiring (a
+second database, a client id shared by two replicas); such a value is ignored, and named.
 """
 
 from __future__ import annotations
@@ -15,9 +21,25 @@ from ems.config import StackConfig
 HUB_SHARE_GROUP = "hub"
 
 
+HUB_PREFIX = "HUB_"
+PORTAL_PREFIX = "PORTAL_"
+
+
 def inherited(environ: Mapping[str, str]) -> dict[str, str]:
-    """The supervisor's environment minus any HUB_*/PORTAL_* left over in the shell."""
-    return {k: v for k, v in environ.items() if not k.startswith(("HUB_", "PORTAL_"))}
+    """The supervisor's environment without HUB_*/PORTAL_*: each kind gets only its own."""
+    return {k: v for k, v in environ.items() if not k.startswith((HUB_PREFIX, PORTAL_PREFIX))}
+
+
+def compose(environ: Mapping[str, str], prefix: str, owned: Mapping[str, str]) -> dict[str, str]:
+    """A child's whole environment: the supervisor's, its ``prefix`` settings from there (the
+    operator's tuning), and on top the ``owned`` settings of `ems up` (hub_env/portal_env)."""
+    tuning = {k: v for k, v in environ.items() if k.startswith(prefix)}
+    return {**inherited(environ), **tuning, **owned}
+
+
+def overridden(environ: Mapping[str, str], owned: Mapping[str, str]) -> list[str]:
+    """Names (never values: some are secrets) of owned settings the operator set anyway."""
+    return sorted(k for k in owned if k in environ)
 
 
 def hub_env(

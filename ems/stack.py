@@ -1,4 +1,6 @@
-"""`ems up`: the whole stack on one machine, as child processes, stopped cleanly together."""
+"""`ems up`: the whole stack on one machine, as child processes it supervises: a child that
+dies is restarted (ems/supervise.py says when, and when to give up); Ctrl-C stops them all,
+newest first."""
 
 from __future__ import annotations
 
@@ -21,7 +23,16 @@ from ems.config import StackConfig, load_or_create_secrets
 from ems.nginx import NginxProxy
 from ems.postgres import PostgresServer
 from ems.procs import RunAs, StackError, ensure_port_free, free_port, stop_process, wait_until
-from ems.service_env import hub_env, inherited, portal_env
+from ems.service_env import (
+    HUB_PREFIX,
+    PORTAL_PREFIX,
+    compose,
+    hub_env,
+    inherited,
+    overridden,
+    portal_env,
+)
+from ems.supervise import Restarts, deliberate
 from migrations.runner import migrate
 
 Say = Callable[[str], None]
@@ -37,9 +48,17 @@ def http_ok(url: str) -> bool:
 
 @dataclass
 class Child:
+    """A supervised process: ``respawn`` starts it again (for the servers, waiting until they
+    accept connections); ``ready`` says when a restarted one serves again."""
+
     name: str
     proc: subprocess.Popen[bytes]
     log: Path
+    respawn: Callable[[], subprocess.Popen[bytes]] | None = None
+    ready: Callable[[], bool] | None = None
+    restarts: Restarts = field(default_factory=Restarts)
+    due: float | None = None  # monotonic time of a pending restart
+    starting: bool = False  # restarted, not ready yet
 
 
 @dataclass
@@ -49,6 +68,7 @@ class Stack:
     pg: PostgresServer | None = None
     mqtt: MosquittoServer | None = None
     children: list[Child] = field(default_factory=list)
+    servers: list[Child] = field(default_factory=list)  # PostgreSQL and Mosquitto, supervised
     logins: list[tuple[str, str, str]] = field(default_factory=list)
     hub_ports: list[int] = field(default_factory=list)
     portal_ports: list[int] = field(default_factory=list)
@@ -106,6 +126,7 @@ class Stack:
             f"PostgreSQL {'initialised and ' if created else ''}starting on port {cfg.pg_port}",
         )
         self.pg.start()
+        self.servers.append(self._server_child("PostgreSQL", self.pg))
         self.pg.create_database("ems")
         dsn = self.pg.dsn("ems")
 
@@ -123,6 +144,7 @@ class Stack:
             run_as,
         )
         self.mqtt.start()
+        self.servers.append(self._server_child("Mosquitto", self.mqtt))
 
         self._step(4, total, "administrator")
         result = admin.ensure_admin(dsn, "admin", os.environ.get("EMS_ADMIN_PASSWORD") or None)
@@ -137,12 +159,21 @@ class Stack:
 
         self._step(5, total, self._services_line())
         base_env = inherited(os.environ)
+        ignored = overridden(
+            os.environ,
+            {
+                **hub_env(cfg, 1, self.hub_ports[0], dsn, secrets),
+                **portal_env(cfg, 1, self.portal_ports[0], dsn, secrets),
+            },
+        )
+        if ignored:
+            self.say(f"      ignoring {', '.join(ignored)}: `ems up` sets these itself")
         for i, port in enumerate(self.hub_ports, start=1):
-            env = {**base_env, **hub_env(cfg, i, port, dsn, secrets)}
-            self._spawn(f"hub-{i}", [sys.executable, "-m", "hub"], env)
+            env = compose(os.environ, HUB_PREFIX, hub_env(cfg, i, port, dsn, secrets))
+            self._spawn(f"hub-{i}", [sys.executable, "-m", "hub"], env, self._health(port))
         for i, port in enumerate(self.portal_ports, start=1):
-            env = {**base_env, **portal_env(cfg, i, port, dsn, secrets)}
-            self._spawn(f"portal-{i}", [sys.executable, "-m", "portal"], env)
+            env = compose(os.environ, PORTAL_PREFIX, portal_env(cfg, i, port, dsn, secrets))
+            self._spawn(f"portal-{i}", [sys.executable, "-m", "portal"], env, self._health(port))
         for child, port in zip(self.children, [*self.hub_ports, *self.portal_ports], strict=True):
             self._wait_healthy(child, port)
         if cfg.replicas > 1:
@@ -158,6 +189,27 @@ class Stack:
         if n == 1:
             return "hub and portal"
         return f"hub ×{n}, portal ×{n} and nginx in front of the portals"
+
+    def _server_child(self, name: str, server: PostgresServer | MosquittoServer) -> Child:
+        def respawn() -> subprocess.Popen[bytes]:
+            # PostgreSQL killed outright leaves postmaster.pid and may find its old shared
+            # memory still attached by dying backends: it removes a stale lock file itself,
+            # refuses while the memory is in use (a failed start, retried after the back-off)
+            # and replays its WAL (crash recovery). Mosquitto reloads its last saved sessions.
+            try:
+                server.start()
+            except StackError:
+                if server.proc is not None:  # started but never ready: not left behind
+                    stop_process(server.proc, sig=signal.SIGKILL, timeout=10)
+                raise
+            assert server.proc is not None
+            return server.proc
+
+        assert server.proc is not None
+        return Child(name, server.proc, server.log_path, respawn)
+
+    def _health(self, port: int) -> Callable[[], bool]:
+        return functools.partial(http_ok, f"http://{self.cfg.host}:{port}/health")
 
     def _wait_healthy(self, child: Child, port: int) -> None:
         wait_until(
@@ -180,14 +232,26 @@ class Stack:
         proxy.prepare()
         log = cfg.home / "logs" / "nginx.log"
         # Started last, so reversed() in stop() closes the front door first.
-        child = Child("nginx", proxy.popen(log, env), log)
+        child = Child(
+            "nginx",
+            proxy.popen(log, env),
+            log,
+            respawn=functools.partial(proxy.popen, log, env),
+            ready=self._health(cfg.portal_port),
+        )
         self.children.append(child)
         self._wait_healthy(child, cfg.portal_port)
 
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> Child:
+    def _spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        ready: Callable[[], bool] | None = None,
+    ) -> Child:
         log = self.cfg.home / "logs" / f"{name}.log"
-        proc = RunAs.current().popen(argv, log=log, env=env)
-        child = Child(name, proc, log)
+        respawn = functools.partial(RunAs.current().popen, argv, log=log, env=env)
+        child = Child(name, respawn(), log, respawn, ready)
         self.children.append(child)
         return child
 
@@ -214,32 +278,71 @@ class Stack:
         return "\n".join(lines)
 
     def watch(self, stop_requested: Callable[[], bool]) -> str | None:
-        """Block until asked to stop or a child dies; return the reason a child died.
+        """Block until asked to stop (None) or until the stack cannot carry on (the reason).
 
-        A replica (``hub-2``, ``portal-1``…) that exits while another of its kind still runs
-        is reported once and the stack carries on: surviving the loss of one is what the
-        replicas are for (nginx sends its browsers to the others)."""
+        A child that crashes or is killed is restarted after a back-off, until it keeps dying
+        (ems/supervise.py). One stopped on purpose (exit 0, SIGTERM) is not: a replica
+        (``hub-2``, ``portal-1``…) so stopped is reported once and the others carry on, which
+        is what replicas are for; the last of its kind, or a child without replicas, stops
+        the stack."""
         gone: set[str] = set()
         while not stop_requested():
-            for child in self.children:
-                if child.name in gone or child.proc.poll() is None:
+            for child in [*self.servers, *self.children]:
+                if child.name in gone:
                     continue
-                reason = f"{child.name} exited with code {child.proc.returncode} (log: {child.log})"
-                survivors = self._live_replicas_like(child)
+                gone_for_good = self._check(child)
+                if gone_for_good is None:
+                    continue
+                reason, on_purpose = gone_for_good
+                survivors = self._live_replicas_like(child) if on_purpose else []
                 if not survivors:
                     return reason
                 gone.add(child.name)
                 self.say(f"ems: {reason} — {', '.join(survivors)} carrying on")
-            for name, server in (("PostgreSQL", self.pg), ("Mosquitto", self.mqtt)):
-                if (
-                    server is not None
-                    and server.proc is not None
-                    and server.proc.poll() is not None
-                ):
-                    return (
-                        f"{name} exited with code {server.proc.returncode} (log: {server.log_path})"
-                    )
             time.sleep(0.2)
+        return None
+
+    def _check(self, child: Child) -> tuple[str, bool] | None:
+        """Look after one child: restart it when due, announce it once it serves again.
+        Returns why it is gone for good, and whether it was stopped on purpose (the caller
+        decides whether the stack carries on) rather than dying too often (it does not)."""
+        if child.due is not None:
+            if time.monotonic() >= child.due:
+                return _for_good(self._restart(child))
+            return None
+        code = child.proc.poll()
+        if code is None:
+            if child.starting and (child.ready is None or child.ready()):
+                child.starting = False
+                self.say(f"ems: {child.name} is running again (restarts: {child.restarts.count})")
+            return None
+        exited = f"{child.name} exited with code {code} (log: {child.log})"
+        if deliberate(code) or child.respawn is None:
+            return exited, True
+        return _for_good(self._died(child, exited))
+
+    def _died(self, child: Child, what: str) -> str | None:
+        child.starting = False
+        delay = child.restarts.died(time.monotonic())
+        if delay is None:
+            return (
+                f"{what}; {child.name} keeps dying ({child.restarts.give_up_reason()}), giving up"
+            )
+        child.due = time.monotonic() + delay
+        self.say(f"ems: {what} — restarting it in {delay:g} s")
+        return None
+
+    def _restart(self, child: Child) -> str | None:
+        assert child.respawn is not None
+        child.due = None
+        child.restarts.count += 1
+        try:
+            child.proc = child.respawn()
+        except (StackError, OSError) as exc:
+            first = str(exc).splitlines()[0]
+            return self._died(child, f"{child.name} did not start again ({first})")
+        child.starting = True
+        self.say(f"ems: restarted {child.name} (restart {child.restarts.count})")
         return None
 
     def _live_replicas_like(self, child: Child) -> list[str]:
@@ -259,14 +362,28 @@ class Stack:
             code = stop_process(child.proc, sig=signal.SIGTERM, timeout=30)
             # uvicorn re-raises the SIGTERM it handled once it has shut down cleanly.
             clean = code in (0, -signal.SIGTERM)
-            self.say(f"stopped {child.name}" + ("" if clean else f" (exit code {code})"))
+            self.say(
+                f"stopped {child.name}"
+                + ("" if clean else f" (exit code {code})")
+                + _restarted(child)
+            )
         self.children.clear()
+        restarted = {child.name: _restarted(child) for child in self.servers}
         if self.mqtt is not None:
             self.mqtt.stop()
-            self.say("stopped Mosquitto")
+            self.say("stopped Mosquitto" + restarted.get("Mosquitto", ""))
         if self.pg is not None:
             self.pg.stop()
-            self.say("stopped PostgreSQL")
+            self.say("stopped PostgreSQL" + restarted.get("PostgreSQL", ""))
+
+
+def _for_good(gave_up: str | None) -> tuple[str, bool] | None:
+    return None if gave_up is None else (gave_up, False)
+
+
+def _restarted(child: Child) -> str:
+    n = child.restarts.count
+    return f" (restarted {n} time{'s' if n != 1 else ''})" if n else ""
 
 
 def _replica_kind(name: str) -> str | None:

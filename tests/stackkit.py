@@ -10,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -58,10 +58,16 @@ class StackPorts:
 
 
 def start_stack(
-    home: Path, ports: StackPorts, *args: str, admin_password: str
+    home: Path,
+    ports: StackPorts,
+    *args: str,
+    admin_password: str,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[str]:
-    """`python -m ems up ARGS` with its data in ``home``; read its output with read_until."""
+    """`python -m ems up ARGS` with its data in ``home`` (and ``env`` added to its environment);
+    read its output with read_until."""
     env = {
+        **(env or {}),
         **os.environ,
         "EMS_HOME": str(home),
         "EMS_PG_PORT": str(ports.pg),
