@@ -145,8 +145,8 @@ def rollup_pending(
             )
             if rw is not None:
                 out.rewrites.append(rw)
-                out.dead += _implausible_letters(rw, devices(device_id))
         _write(conn, out.rewrites)
+        out.dead += _implausible_letters(conn, out.rewrites, devices)
         if out.dead:
             with conn.cursor().copy(
                 "COPY dead_letters (topic, device_id, reason, detail, payload) FROM STDIN"
@@ -199,20 +199,50 @@ def _rewrite(
         )
 
 
-def _implausible_letters(rw: Rewrite, info: DeviceInfo | None) -> list[DeadLetter]:
-    rated = info.rated_power_w if info is not None else None
-    return [
-        DeadLetter(
-            readings_topic(rw.device_id),
-            rw.device_id,
-            "implausible",
-            f"implies {bad.implied_power_w:.0f} W > rated {rated} W",
-            truncate_payload(
-                encode_reading(Reading(rw.device_id, bad.reading.ts, bad.reading.energy_kwh))
+# The quarantined readings not recorded before, recorded now: a recompute that reaches back over
+# a reading quarantined by an earlier pass finds it implausible again (migration 0010).
+RECORD_QUARANTINED = """
+INSERT INTO quarantined_readings (device_id, ts)
+SELECT * FROM unnest(%s::uuid[], %s::timestamptz[])
+ON CONFLICT DO NOTHING
+RETURNING device_id, ts
+"""
+
+
+def _implausible_letters(
+    conn: Conn, rewrites: list[Rewrite], devices: Callable[[UUID], DeviceInfo | None]
+) -> list[DeadLetter]:
+    """One dead letter per quarantined reading, the first time a pass quarantines it."""
+    found = [(rw.device_id, bad) for rw in rewrites for bad in rw.implausible]
+    if not found:
+        return []
+    new = set(
+        conn.execute(
+            RECORD_QUARANTINED,
+            (
+                pg_array(device_id for device_id, _ in found),
+                pg_array(bad.reading.ts.isoformat() for _, bad in found),
             ),
+        ).fetchall()
+    )
+    letters = []
+    for device_id, bad in found:
+        if (device_id, bad.reading.ts) not in new:
+            continue
+        info = devices(device_id)
+        rated = info.rated_power_w if info is not None else None
+        letters.append(
+            DeadLetter(
+                readings_topic(device_id),
+                device_id,
+                "implausible",
+                f"implies {bad.implied_power_w:.0f} W > rated {rated} W",
+                truncate_payload(
+                    encode_reading(Reading(device_id, bad.reading.ts, bad.reading.energy_kwh))
+                ),
+            )
         )
-        for bad in rw.implausible
-    ]
+    return letters
 
 
 def _write(conn: Conn, rewrites: list[Rewrite]) -> None:
