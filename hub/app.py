@@ -58,6 +58,7 @@ class Hub:
             alerts=self.alerts,
             ingest_idle=self.intake.idle,
             ingest_behind=lambda: len(self.intake.inbox) >= settings.batch_size,
+            max_power_w=settings.max_power_w,
         )
         self.writers = [
             BatchWriter(
@@ -99,7 +100,10 @@ class Hub:
     def _deliver(self, messages: list[Message]) -> None:
         """On the MQTT reader thread: decode readings now (the writers use the result), then
         into the inbox the writers share."""
-        decode_ahead(messages, now=datetime.now(UTC), max_future=self.settings.max_future)
+        s = self.settings
+        decode_ahead(
+            messages, now=datetime.now(UTC), max_future=s.max_future, max_power_w=s.max_power_w
+        )
         self.intake.inbox.put_many(messages)
         self.metrics.backlog.inc(len(messages))
 
