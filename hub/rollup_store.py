@@ -174,9 +174,11 @@ def _rewrite(
 ) -> Rewrite | None:
     if not suffix or suffix[-1].ts < t0:
         return None  # the readings are gone (device deleted meanwhile): nothing to recompute
-    if info is not None and info.meter_kind == "interval":
-        return interval_rewrite(device_id, suffix, t0)
     rated, _why = power_limit(info, max_power_w)
+    if info is not None and info.meter_kind == "interval":
+        return interval_rewrite(
+            device_id, suffix, t0, power_limit_w=rated, interval_s=info.interval_s
+        )
     try:
         return cumulative_rewrite(
             device_id,
@@ -215,9 +217,9 @@ RETURNING device_id, ts
 
 
 def power_limit(info: DeviceInfo | None, max_power_w: float) -> tuple[float, str]:
-    """The most power a cumulative meter's increase may imply, and what sets it. Without a
-    rated power the hub's ceiling still applies: a register jump of 1e9 kWh in ten minutes
-    is no consumption, and counted it would swamp every total."""
+    """The most power a meter's increase (an interval meter's reading) may imply, and what
+    sets it. Without a rated power the hub's ceiling still applies: a register jump of 1e9 kWh
+    in ten minutes is no consumption, and counted it would swamp every total."""
     rated = info.rated_power_w if info is not None else None
     if rated is not None and rated <= max_power_w:
         return rated, f"rated {rated:g} W"
