@@ -219,8 +219,12 @@ RETURNING device_id, ts
 def power_limit(info: DeviceInfo | None, max_power_w: float) -> tuple[float, str]:
     """The most power a meter's increase (an interval meter's reading) may imply, and what
     sets it. Without a rated power the hub's ceiling still applies: a register jump of 1e9 kWh
-    in ten minutes is no consumption, and counted it would swamp every total."""
-    rated = info.rated_power_w if info is not None else None
+    in ten minutes is no consumption, and counted it would swamp every total. An interval
+    meter gets only the ceiling: its implied power rests on its ``interval_s`` setting, and a
+    wrong one would quarantine real readings against a rating, never against a bound orders
+    of magnitude above any meter."""
+    cumulative = info is not None and info.meter_kind == "cumulative"
+    rated = info.rated_power_w if cumulative and info is not None else None
     if rated is not None and rated <= max_power_w:
         return rated, f"rated {rated:g} W"
     return max_power_w, f"the {max_power_w:g} W ceiling for any meter (HUB_MAX_POWER_W)"

@@ -114,14 +114,18 @@ def test_absurd_magnitudes_are_dead_lettered_with_their_reason(database_url: str
 def test_an_interval_reading_no_meter_could_measure_is_quarantined(
     database_url: str, broker
 ) -> None:
-    """An interval meter without a rated power: 5e8 kWh in a ten-minute interval is 3e12 W,
-    so it is dead-lettered as implausible and the hour holds only the plausible readings."""
-    (device,) = add_devices(database_url, 1, meter_kind="interval", interval_s=600)
+    """An interval meter is held to the hub's ceiling, not to its rating (its implied power
+    rests on its interval setting): 5e8 kWh in a ten-minute interval is 3e12 W, so it is
+    dead-lettered as implausible and the hour holds only the other readings."""
+    (device,) = add_devices(
+        database_url, 1, meter_kind="interval", interval_s=600, rated_power_w=5000.0
+    )
     hub = start_hub(database_url, broker, rollup_interval_s=0.05)
     gw = Gateway(broker, *create_gateway(broker))
     t0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=6)
     try:
-        for minutes, value in ((10, 0.5), (20, 5e8), (30, 0.25)):
+        # 1.5 kWh in ten minutes is 9 kW: above the rating, counted all the same.
+        for minutes, value in ((10, 1.5), (20, 5e8), (30, 0.25)):
             gw.publish(
                 readings_topic(device),
                 encode_classic(device, t0 + timedelta(minutes=minutes), value),
@@ -133,7 +137,9 @@ def test_an_interval_reading_no_meter_could_measure_is_quarantined(
         assert reason == "implausible"
         assert "ceiling for any meter" in detail
         assert json.loads(payload)["energy_kwh"] == 5e8
-        assert count(database_url, "SELECT round(sum(energy_kwh) * 1000) FROM hourly_energy") == 750
+        assert (
+            count(database_url, "SELECT round(sum(energy_kwh) * 1000) FROM hourly_energy") == 1750
+        )
     finally:
         gw.close()
         hub.stop()
