@@ -13,6 +13,7 @@ from uuid import UUID
 from hub.alert_store import AlertEngine
 from hub.batch import Message, decode_ahead
 from hub.buffer import Intake
+from hub.health import PROBE_TIMEOUT_S, HealthMonitor
 from hub.http import HealthServer
 from hub.live import LivePublisher
 from hub.metrics import HubMetrics
@@ -58,6 +59,7 @@ class Hub:
             alerts=self.alerts,
             ingest_idle=self.intake.idle,
             ingest_behind=lambda: len(self.intake.inbox) >= settings.batch_size,
+            max_power_w=settings.max_power_w,
         )
         self.writers = [
             BatchWriter(
@@ -72,6 +74,11 @@ class Hub:
             )
             for i in range(settings.writers)
         ]
+        self.monitor = HealthMonitor(settings.database_url, self.mqtt)
+        self._monitor_stop = threading.Event()
+        self._monitor_thread = threading.Thread(
+            target=self.monitor.run, args=(self._monitor_stop,), name="hub-health", daemon=True
+        )
         self.http = HealthServer(
             settings.http_host, settings.http_port, self.metrics.registry, self.health
         )
@@ -99,7 +106,10 @@ class Hub:
     def _deliver(self, messages: list[Message]) -> None:
         """On the MQTT reader thread: decode readings now (the writers use the result), then
         into the inbox the writers share."""
-        decode_ahead(messages, now=datetime.now(UTC), max_future=self.settings.max_future)
+        s = self.settings
+        decode_ahead(
+            messages, now=datetime.now(UTC), max_future=s.max_future, max_power_w=s.max_power_w
+        )
         self.intake.inbox.put_many(messages)
         self.metrics.backlog.inc(len(messages))
 
@@ -109,14 +119,17 @@ class Hub:
         return all(t.is_alive() for t in self._writer_threads) and self._rollup_thread.is_alive()
 
     def health(self) -> tuple[bool, dict[str, Any]]:
+        """Cheap: the writers' state and the monitor's last answers (hub.health), no I/O."""
         connected = self.mqtt.connected.is_set()
+        broker_ok = connected and self.monitor.broker_ok()
         alive = self.workers_alive()
-        db_ok = all(w.db_ok for w in self.writers)
-        ok = connected and db_ok and alive
+        db_ok = all(w.db_ok for w in self.writers) and self.monitor.database_ok()
+        ok = broker_ok and db_ok and alive
         return ok, {
             "status": "ok" if ok else ("degraded" if alive else "failed"),
             "workers": "ok" if alive else "dead",
             "mqtt": "connected" if connected else "disconnected",
+            "broker": "ok" if broker_ok else "unavailable",
             "database": "ok" if db_ok else "unavailable",
             "backlog": len(self.intake.inbox),
             "devices": len(self.registry),
@@ -129,6 +142,7 @@ class Hub:
             t.start()
         self._rollup_thread.start()
         self.mqtt.start()
+        self._monitor_thread.start()
         self.metrics.mqtt_connected.set_function(lambda: float(self.mqtt.connected.is_set()))
         log.info(
             "hub %s started (health on %s:%d)",
@@ -147,6 +161,8 @@ class Hub:
         self._rollup_stop.set()
         self.rollup.wake()
         self._rollup_thread.join(timeout=60)
+        self._monitor_stop.set()
+        self._monitor_thread.join(timeout=2 * PROBE_TIMEOUT_S)
         self.mqtt.stop()
         for w in self.writers:
             w.storage.close()

@@ -6,17 +6,21 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeAlias
 from uuid import UUID
 
 from hub.protocol import (
+    MAX_POWER_W,
     DecodeError,
     Reading,
-    decode_readings,
+    decode_readings_partial,
     encode_reading,
     parse_meter_topic,
     truncate_payload,
 )
 from hub.registry import DeviceInfo
+
+Decoded: TypeAlias = tuple[list[Reading], list[DecodeError]]
 
 
 @dataclass(slots=True)
@@ -31,8 +35,9 @@ class Message:
     # Set on a retained message the broker replays because the hub (re)subscribed: old state,
     # not news (MQTT 5 §3.3.1.3; a live message is forwarded with the flag clear).
     retain: bool = False
-    # A readings payload decoded on arrival by ``decode_ahead`` (or why it could not be).
-    decoded: list[Reading] | DecodeError | None = field(default=None, compare=False, repr=False)
+    # A readings payload decoded on arrival by ``decode_ahead``: its readings and rejected
+    # elements, or why it could not be decoded at all.
+    decoded: Decoded | DecodeError | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,7 @@ def prepare(
     now: datetime,
     max_future: timedelta,
     max_lateness: timedelta,
+    max_power_w: float = MAX_POWER_W,
 ) -> PreparedBatch:
     out = PreparedBatch()
     # Keyed by topic, not device id: one topic per device (the canonical form is enforced),
@@ -89,11 +95,17 @@ def prepare(
         try:
             decoded = msg.decoded
             if decoded is None:
-                readings = decode_readings(device_id, msg.payload, now=now, max_future=max_future)
+                readings, rejected = decode_readings_partial(
+                    device_id,
+                    msg.payload,
+                    now=now,
+                    max_future=max_future,
+                    max_power_w=max_power_w,
+                )
             elif isinstance(decoded, DecodeError):
                 raise decoded
             else:
-                readings = decoded
+                readings, rejected = decoded
         except DecodeError as exc:
             out.dead.append(
                 DeadLetter(
@@ -117,6 +129,10 @@ def prepare(
                 )
             )
             continue
+        for bad in rejected:  # an array's bad elements, each alone; the rest are stored
+            out.dead.append(
+                DeadLetter(msg.topic, device_id, bad.reason, bad.message, bad.element or "")
+            )
         out.received += len(readings)
         for reading in readings:
             if reading.ts < oldest:
@@ -142,7 +158,13 @@ def prepare(
     return out
 
 
-def decode_ahead(messages: Sequence[Message], *, now: datetime, max_future: timedelta) -> None:
+def decode_ahead(
+    messages: Sequence[Message],
+    *,
+    now: datetime,
+    max_future: timedelta,
+    max_power_w: float = MAX_POWER_W,
+) -> None:
     """Decode the readings payloads among ``messages`` as they arrive (the MQTT reader calls it,
     while the writer waits for the database with the previous batch); ``prepare`` then uses
     the result, and the future-timestamp limit is taken from the time of arrival."""
@@ -151,7 +173,9 @@ def decode_ahead(messages: Sequence[Message], *, now: datetime, max_future: time
         if parsed is None or parsed[1] != "readings":
             continue
         try:
-            msg.decoded = decode_readings(parsed[0], msg.payload, now=now, max_future=max_future)
+            msg.decoded = decode_readings_partial(
+                parsed[0], msg.payload, now=now, max_future=max_future, max_power_w=max_power_w
+            )
         except DecodeError as exc:
             msg.decoded = exc.with_traceback(None)
 

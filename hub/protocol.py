@@ -8,13 +8,17 @@ short machine-readable string (stored in the dead-letter table and used as a met
 
 ``empty_payload``, ``invalid_json``, ``not_object``, ``empty_batch``, ``batch_too_large``,
 ``missing_field:<name>``, ``bad_type:<name>``, ``bad_value:<name>``, ``device_mismatch``,
-``bad_timestamp``, ``future_timestamp``, ``negative_energy``, ``non_finite``.
+``bad_timestamp``, ``future_timestamp``, ``negative_energy``, ``non_finite``,
+``out_of_range:<name>`` (a finite number no meter can report: a register above
+``MAX_REGISTER_KWH``, a ``power_w`` beyond the power ceiling).
 
-Readings batches are **all-or-nothing**: one bad element rejects the whole array. A
-store-and-forward flush is one MQTT message, so it is acknowledged, redelivered and
-dead-lettered as a unit; accepting part of it would make a redelivered flush half-duplicate and
-hide the bad element's neighbours from the dead letter. ``DecodeError.index`` names the
-offending element.
+A readings array is accepted **element by element**: a bad element is rejected on its own
+(``decode_readings_partial`` returns it as a ``DecodeError`` with its ``index`` and the element
+itself as ``element``) and its neighbours are kept. A store-and-forward flush of 1,000 readings
+with one corrupt entry must not lose the other 999: the meter deletes what the broker
+acknowledged, so nothing would ever bring them back. (A redelivered flush is harmless: the
+stored readings are absorbed as duplicates by their key.) A payload that is not JSON, not an
+object or array, empty, or longer than ``MAX_BATCH`` is rejected whole.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ __all__ = [
     "DEVICE_EVENTS_TOPIC",
     "LIVE_SUB",
     "MAX_BATCH",
+    "MAX_POWER_W",
+    "MAX_REGISTER_KWH",
     "READINGS_SHARED_SUB",
     "READINGS_SUB",
     "STATUS_SUB",
@@ -59,6 +65,7 @@ __all__ = [
     "decode_cmd",
     "decode_device_event",
     "decode_readings",
+    "decode_readings_partial",
     "decode_status",
     "encode_alert_event",
     "encode_classic",
@@ -100,6 +107,18 @@ CHAT_SUB: Final = "ems/v1/events/chat/+"
 
 MAX_BATCH: Final = 1000
 """Largest readings array the contract allows (store-and-forward flush)."""
+
+MAX_REGISTER_KWH: Final = 1e9
+"""Largest energy register (or classic ``measurement_value``) accepted, kWh. A meter's
+register shows at most 9-10 digits, decimals included, so no real one reaches 1e9 kWh (ten
+integer digits); and values this size add up over millions of rows without coming anywhere
+near float overflow (a stored 1e308 made PostgreSQL's sums fail)."""
+
+MAX_POWER_W: Final = 1e8
+"""Default ceiling on the power of one meter point, W (100 MW): above the largest single
+connection a meter on this platform measures (a big industrial high-voltage site draws tens of
+MW). It bounds ``power_w`` and, in the hub's rollup, the power an energy increase implies when
+a device has no rated power (setting ``HUB_MAX_POWER_W``)."""
 
 _METER_KINDS: Final[dict[str, MeterTopicKind]] = {
     "readings": "readings",
@@ -187,15 +206,25 @@ class DecodeError(ValueError):
     reason: str
     message: str
     index: int | None
+    element: str | None  # an array element rejected alone: that element as JSON (truncated)
 
-    def __init__(self, reason: str, message: str = "", index: int | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        message: str = "",
+        index: int | None = None,
+        element: str | None = None,
+    ) -> None:
         self.reason = reason
         self.message = message or reason
         self.index = index
+        self.element = element
         super().__init__(self.message)
 
-    def __reduce__(self) -> tuple[type[DecodeError], tuple[str, str, int | None]]:
-        return (type(self), (self.reason, self.message, self.index))
+    def __reduce__(
+        self,
+    ) -> tuple[type[DecodeError], tuple[str, str, int | None, str | None]]:
+        return (type(self), (self.reason, self.message, self.index, self.element))
 
 
 _MISSING: Final = object()
@@ -261,7 +290,18 @@ def _energy(value: object, field: str) -> float:
     energy = _finite(value, field)
     if energy < 0:
         raise DecodeError("negative_energy", f"{field} is negative: {energy!r}")
+    if energy > MAX_REGISTER_KWH:
+        raise DecodeError(
+            f"out_of_range:{field}", f"{field} {energy!r} is above {MAX_REGISTER_KWH:g} kWh"
+        )
     return energy + 0.0  # -0.0 -> 0.0
+
+
+def _power(value: object, max_power_w: float) -> float:
+    power = _finite(value, "power_w")
+    if not -max_power_w <= power <= max_power_w:  # negative: a bidirectional meter exporting
+        raise DecodeError("out_of_range:power_w", f"power_w {power!r} is beyond ±{max_power_w:g} W")
+    return power
 
 
 def _int(value: object, field: str, minimum: int, maximum: int = _MAX_SEQ) -> int:
@@ -322,7 +362,9 @@ class Reading(msgspec.Struct, frozen=True, gc=False):
     source: ReadingSource = "v1"
 
 
-def _reading(obj: dict[str, Any], device_id: UUID, device_str: str, limit: datetime) -> Reading:
+def _reading(
+    obj: dict[str, Any], device_id: UUID, device_str: str, limit: datetime, max_power_w: float
+) -> Reading:
     get = obj.get
     raw_ts = get("ts", _MISSING)
     raw_energy = get("energy_kwh", _MISSING)
@@ -356,7 +398,7 @@ def _reading(obj: dict[str, Any], device_id: UUID, device_str: str, limit: datet
             seq = _int(raw, "seq", 0)
         raw = get("power_w")
         if raw is not None:
-            power_w = _finite(raw, "power_w")
+            power_w = _power(raw, max_power_w)
     _check_device(get("device_id"), device_id, device_str)
     if ts > limit:
         raise DecodeError("future_timestamp", f"timestamp {ts.isoformat()} is in the future")
@@ -370,13 +412,40 @@ def decode_readings(
     now: datetime,
     max_future: timedelta = timedelta(minutes=5),
     max_batch: int = MAX_BATCH,
+    max_power_w: float = MAX_POWER_W,
 ) -> list[Reading]:
-    """Decode a readings payload: a v1 object, an array of 1..``max_batch`` of them, or the
-    classic simulator message (or an array of those).
+    """Every reading of the payload, or ``DecodeError``: the strict form of
+    ``decode_readings_partial`` (a bad element raises, ``DecodeError.index`` tells which)."""
+    readings, rejected = decode_readings_partial(
+        topic_device_id,
+        payload,
+        now=now,
+        max_future=max_future,
+        max_batch=max_batch,
+        max_power_w=max_power_w,
+    )
+    if rejected:
+        raise rejected[0]
+    return readings
 
-    All-or-nothing: any bad element rejects the whole payload (``DecodeError.index`` tells
-    which). Unknown fields are ignored; ``null`` for an optional field means absent.
-    ``now`` must be timezone-aware; readings later than ``now + max_future`` are rejected.
+
+def decode_readings_partial(
+    topic_device_id: UUID,
+    payload: Buffer,
+    *,
+    now: datetime,
+    max_future: timedelta = timedelta(minutes=5),
+    max_batch: int = MAX_BATCH,
+    max_power_w: float = MAX_POWER_W,
+) -> tuple[list[Reading], list[DecodeError]]:
+    """Decode a readings payload: a v1 object, an array of 1..``max_batch`` of them, or the
+    classic simulator message (or an array of those) -> ``(readings, rejected elements)``.
+
+    A bad array element is returned in ``rejected`` (with ``index`` and ``element``) and the
+    others are decoded; a payload that is bad as a whole (including a single bad object)
+    raises ``DecodeError``. Unknown fields are ignored; ``null`` for an optional field means
+    absent. ``now`` must be timezone-aware; readings later than ``now + max_future`` are
+    rejected, and so is a ``power_w`` beyond ``±max_power_w``.
     """
     if now.utcoffset() is None:
         raise ValueError("now must be timezone-aware")
@@ -384,10 +453,10 @@ def decode_readings(
         limit = now + max_future
     except OverflowError:
         limit = datetime.max.replace(tzinfo=UTC)
-    fast = _decode_typed(topic_device_id, payload, limit, max_batch)
+    fast = _decode_typed(topic_device_id, payload, limit, max_batch, max_power_w)
     if fast is not None:
-        return fast
-    return _decode_general(topic_device_id, payload, limit, max_batch)
+        return fast, []
+    return _decode_general(topic_device_id, payload, limit, max_batch, max_power_w)
 
 
 class _V1Reading(msgspec.Struct, gc=False):
@@ -405,13 +474,18 @@ _typed_decoder: Final = msgspec.json.Decoder(_V1Reading | list[_V1Reading])
 
 
 def _decode_typed(
-    device_id: UUID, payload: Buffer, limit: datetime, max_batch: int
+    device_id: UUID,
+    payload: Buffer,
+    limit: datetime,
+    max_batch: int,
+    max_power_w: float = MAX_POWER_W,
 ) -> list[Reading] | None:
     """The hub's hot path: a valid v1 object or array decoded by msgspec straight into typed
-    fields (no dict per reading). ``None`` for anything else (a classic message, any error):
-    ``_decode_general`` then decodes it, and its result, or its error, is the answer. So this
-    returns either what ``_decode_general`` returns or ``None`` (tests/unit/test_protocol.py
-    checks it on generated payloads)."""
+    fields (no dict per reading). ``None`` for anything else (a classic message, any error,
+    even in one element): ``_decode_general`` then decodes it, and its result, or its error,
+    is the answer. So this returns either the readings of a ``_decode_general`` result with
+    nothing rejected, or ``None`` (tests/unit/test_protocol.py checks it on generated
+    payloads)."""
     if not (isinstance(payload, bytes | bytearray) and payload.isascii()):
         # Typed decoding skips unknown keys without checking their UTF-8, which the general
         # decoder rejects: non-ASCII (rare from a meter) goes there.
@@ -437,7 +511,7 @@ def _decode_typed(
                 seq = _int(seq, "seq", 0)
             power_w = item.power_w
             if power_w is not None:
-                power_w = _finite(power_w, "power_w")
+                power_w = _power(power_w, max_power_w)
             if item.device_id is not None:
                 _check_device(item.device_id, device_id, str(device_id))
             if ts > limit:
@@ -449,13 +523,17 @@ def _decode_typed(
 
 
 def _decode_general(
-    topic_device_id: UUID, payload: Buffer, limit: datetime, max_batch: int
-) -> list[Reading]:
+    topic_device_id: UUID,
+    payload: Buffer,
+    limit: datetime,
+    max_batch: int,
+    max_power_w: float = MAX_POWER_W,
+) -> tuple[list[Reading], list[DecodeError]]:
     """Every shape the contract allows and every way a payload can be wrong, with its reason."""
     device_str = str(topic_device_id)
     doc = _loads(payload)
     if type(doc) is dict:
-        return [_reading(doc, topic_device_id, device_str, limit)]
+        return [_reading(doc, topic_device_id, device_str, limit, max_power_w)], []
     if type(doc) is not list:
         raise DecodeError("not_object", f"expected an object or an array, got {type(doc).__name__}")
     n = len(doc)
@@ -464,14 +542,24 @@ def _decode_general(
     if n > max_batch:
         raise DecodeError("batch_too_large", f"{n} readings > {max_batch}")
     out: list[Reading] = []
-    append = out.append
-    try:
-        for item in doc:
-            append(_reading(_object(item), topic_device_id, device_str, limit))
-    except DecodeError as exc:
-        index = len(out)  # the element that failed
-        raise DecodeError(exc.reason, f"element {index}: {exc.message}", index) from None
-    return out
+    rejected: list[DecodeError] = []
+    for index, item in enumerate(doc):
+        try:
+            out.append(_reading(_object(item), topic_device_id, device_str, limit, max_power_w))
+        except DecodeError as exc:
+            rejected.append(
+                DecodeError(
+                    exc.reason,
+                    f"element {index}: {exc.message}",
+                    index,
+                    truncate_payload(_encode(item), ELEMENT_EXCERPT),
+                )
+            )
+    return out, rejected
+
+
+ELEMENT_EXCERPT: Final = 512
+"""Bytes of a rejected array element kept in its dead letter."""
 
 
 def _format_ts(ts: datetime) -> str:

@@ -83,16 +83,28 @@ def cumulative_rewrite(
 
 
 def interval_rewrite(
-    device_id: UUID, series: Sequence[MeterReading], first_new: datetime
+    device_id: UUID,
+    series: Sequence[MeterReading],
+    first_new: datetime,
+    *,
+    power_limit_w: float | None = None,
+    interval_s: float = 600.0,
 ) -> Rewrite:
     """An interval meter's readings are each the energy of their interval: sum by hour.
 
-    ``series`` holds every reading from ``hour_floor(first_new)`` on.
+    ``series`` holds every reading from ``hour_floor(first_new)`` on. With ``power_limit_w``, a
+    reading whose energy over the meter's reading interval (``interval_s``) implies more power
+    is quarantined like a cumulative meter's implausible increase: counted nowhere.
     """
     from_hour = hour_floor(first_new)
     totals: dict[datetime, tuple[float, int]] = {}
+    implausible: list[Implausible] = []
     for r in series:
         if r.ts < from_hour:
+            continue
+        power = r.energy_kwh * 1000.0 * 3600.0 / interval_s
+        if power_limit_w is not None and power > power_limit_w:
+            implausible.append(Implausible(r, power))
             continue
         hour = hour_floor(r.ts)
         energy, count = totals.get(hour, (0.0, 0))
@@ -101,4 +113,4 @@ def interval_rewrite(
         HourRow(hour, energy, Quality.MEASURED.value, count)
         for hour, (energy, count) in sorted(totals.items())
     ]
-    return Rewrite(device_id, from_hour, rows, [])
+    return Rewrite(device_id, from_hour, rows, implausible)

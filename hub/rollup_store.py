@@ -23,7 +23,7 @@ import psycopg
 
 from hub.batch import DeadLetter
 from hub.energy import MeterReading
-from hub.protocol import Reading, encode_reading, readings_topic, truncate_payload
+from hub.protocol import MAX_POWER_W, Reading, encode_reading, readings_topic, truncate_payload
 from hub.registry import DeviceInfo
 from hub.rollup import NeedLongerHistory, Rewrite, cumulative_rewrite, interval_rewrite
 from hub.storage import pg_array
@@ -106,9 +106,12 @@ def rollup_pending(
     limit: int = 5000,
     after_rollup: AfterRollup | None = None,
     between_devices: Callable[[], None] | None = None,
+    max_power_w: float = MAX_POWER_W,
 ) -> RollupOutcome:
     """One pass (see the module doc). ``between_devices`` is called before each device's
-    recompute: the hub uses it to give way to ingest while ingest is behind."""
+    recompute: the hub uses it to give way to ingest while ingest is behind. ``max_power_w``:
+    the ceiling on the power a cumulative meter's increase may imply, for every device (its
+    own rated power, when lower, applies instead)."""
     out = RollupOutcome()
     with conn.transaction():
         locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (PASS_LOCK,)).fetchone()
@@ -142,11 +145,12 @@ def rollup_pending(
                 from_start.get(device_id, True),
                 devices(device_id),
                 quarantined.get(device_id),
+                max_power_w,
             )
             if rw is not None:
                 out.rewrites.append(rw)
-                out.dead += _implausible_letters(rw, devices(device_id))
         _write(conn, out.rewrites)
+        out.dead += _implausible_letters(conn, out.rewrites, devices, max_power_w)
         if out.dead:
             with conn.cursor().copy(
                 "COPY dead_letters (topic, device_id, reason, detail, payload) FROM STDIN"
@@ -166,12 +170,15 @@ def _rewrite(
     starts_at_first: bool,
     info: DeviceInfo | None,
     quarantined: datetime | None,
+    max_power_w: float,
 ) -> Rewrite | None:
     if not suffix or suffix[-1].ts < t0:
         return None  # the readings are gone (device deleted meanwhile): nothing to recompute
+    rated, _why = power_limit(info, max_power_w)
     if info is not None and info.meter_kind == "interval":
-        return interval_rewrite(device_id, suffix, t0)
-    rated = info.rated_power_w if info is not None else None
+        return interval_rewrite(
+            device_id, suffix, t0, power_limit_w=rated, interval_s=info.interval_s
+        )
     try:
         return cumulative_rewrite(
             device_id,
@@ -199,20 +206,66 @@ def _rewrite(
         )
 
 
-def _implausible_letters(rw: Rewrite, info: DeviceInfo | None) -> list[DeadLetter]:
-    rated = info.rated_power_w if info is not None else None
-    return [
-        DeadLetter(
-            readings_topic(rw.device_id),
-            rw.device_id,
-            "implausible",
-            f"implies {bad.implied_power_w:.0f} W > rated {rated} W",
-            truncate_payload(
-                encode_reading(Reading(rw.device_id, bad.reading.ts, bad.reading.energy_kwh))
+# The quarantined readings not recorded before, recorded now: a recompute that reaches back over
+# a reading quarantined by an earlier pass finds it implausible again (migration 0010).
+RECORD_QUARANTINED = """
+INSERT INTO quarantined_readings (device_id, ts)
+SELECT * FROM unnest(%s::uuid[], %s::timestamptz[])
+ON CONFLICT DO NOTHING
+RETURNING device_id, ts
+"""
+
+
+def power_limit(info: DeviceInfo | None, max_power_w: float) -> tuple[float, str]:
+    """The most power a meter's increase (an interval meter's reading) may imply, and what
+    sets it. Without a rated power the hub's ceiling still applies: a register jump of 1e9 kWh
+    in ten minutes is no consumption, and counted it would swamp every total. An interval
+    meter gets only the ceiling: its implied power rests on its ``interval_s`` setting, and a
+    wrong one would quarantine real readings against a rating, never against a bound orders
+    of magnitude above any meter."""
+    cumulative = info is not None and info.meter_kind == "cumulative"
+    rated = info.rated_power_w if cumulative and info is not None else None
+    if rated is not None and rated <= max_power_w:
+        return rated, f"rated {rated:g} W"
+    return max_power_w, f"the {max_power_w:g} W ceiling for any meter (HUB_MAX_POWER_W)"
+
+
+def _implausible_letters(
+    conn: Conn,
+    rewrites: list[Rewrite],
+    devices: Callable[[UUID], DeviceInfo | None],
+    max_power_w: float,
+) -> list[DeadLetter]:
+    """One dead letter per quarantined reading, the first time a pass quarantines it."""
+    found = [(rw.device_id, bad) for rw in rewrites for bad in rw.implausible]
+    if not found:
+        return []
+    new = set(
+        conn.execute(
+            RECORD_QUARANTINED,
+            (
+                pg_array(device_id for device_id, _ in found),
+                pg_array(bad.reading.ts.isoformat() for _, bad in found),
             ),
+        ).fetchall()
+    )
+    letters = []
+    for device_id, bad in found:
+        if (device_id, bad.reading.ts) not in new:
+            continue
+        _limit, why = power_limit(devices(device_id), max_power_w)
+        letters.append(
+            DeadLetter(
+                readings_topic(device_id),
+                device_id,
+                "implausible",
+                f"implies {bad.implied_power_w:.0f} W > {why}",
+                truncate_payload(
+                    encode_reading(Reading(device_id, bad.reading.ts, bad.reading.energy_kwh))
+                ),
+            )
         )
-        for bad in rw.implausible
-    ]
+    return letters
 
 
 def _write(conn: Conn, rewrites: list[Rewrite]) -> None:

@@ -19,6 +19,7 @@ import psycopg
 from hub.alert_store import AlertEngine
 from hub.live import LivePublisher
 from hub.metrics import HubMetrics
+from hub.protocol import MAX_POWER_W
 from hub.registry import DeviceRegistry
 from hub.rollup_store import rollup_pending
 from hub.storage import PgStorage
@@ -42,6 +43,7 @@ class RollupWorker:
         alerts: AlertEngine | None = None,
         ingest_idle: Callable[[], bool] = lambda: True,
         ingest_behind: Callable[[], bool] = lambda: False,
+        max_power_w: float = MAX_POWER_W,
     ) -> None:
         """``ingest_idle()``: no message is waiting for a writer (a pause would gain nothing).
         ``ingest_behind()``: more is waiting than a writer takes at once (a backlog)."""
@@ -53,6 +55,7 @@ class RollupWorker:
         self.alerts = alerts
         self.ingest_idle = ingest_idle
         self.ingest_behind = ingest_behind
+        self.max_power_w = max_power_w
         self._wake = threading.Event()
         self._failing = False
 
@@ -102,6 +105,7 @@ class RollupWorker:
                     limit=PASS_LIMIT,
                     after_rollup=self.alerts.after_rollup if self.alerts else None,
                     between_devices=self._give_way,
+                    max_power_w=self.max_power_w,
                 )
             except psycopg.Error as exc:
                 if not self._failing:

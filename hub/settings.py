@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+
+from hub.protocol import MAX_POWER_W
 
 
 class SettingsError(ValueError):
@@ -38,6 +41,9 @@ class HubSettings:
     status_check_interval_s: float = 5.0
     live_min_interval_s: float = 1.0
     rollup_interval_s: float = 10.0
+    # The power no single meter point exceeds (protocol.MAX_POWER_W): bounds power_w, and the
+    # power an energy increase implies on a device without a rated power (ARCHITECTURE.md §4).
+    max_power_w: float = MAX_POWER_W
     session_expiry_s: int = 7 * 24 * 3600
 
 
@@ -78,6 +84,9 @@ def load_settings(env: Mapping[str, str]) -> HubSettings:
     writers = _int(env, "HUB_WRITERS", 2)
     if not 1 <= writers <= 16:
         raise SettingsError("HUB_WRITERS must be between 1 and 16")
+    max_power_w = _float(env, "HUB_MAX_POWER_W", MAX_POWER_W)
+    if not (math.isfinite(max_power_w) and max_power_w > 0):
+        raise SettingsError("HUB_MAX_POWER_W must be a positive number of watts")
     return HubSettings(
         database_url=_required(env, "HUB_DATABASE_URL"),
         mqtt_username=_required(env, "HUB_MQTT_USERNAME"),
@@ -97,4 +106,5 @@ def load_settings(env: Mapping[str, str]) -> HubSettings:
         status_check_interval_s=_float(env, "HUB_STATUS_CHECK_INTERVAL_S", 5.0),
         live_min_interval_s=_float(env, "HUB_LIVE_MIN_INTERVAL_S", 1.0),
         rollup_interval_s=_float(env, "HUB_ROLLUP_INTERVAL_S", 10.0),
+        max_power_w=max_power_w,
     )

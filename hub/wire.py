@@ -330,6 +330,8 @@ class WireClient:
         self.attempts = 0  # connection attempts (counters: for tests and metrics)
         self.connects = 0  # of which subscribed
         self.pongs = 0
+        # time.monotonic() when the broker last sent anything (the health probe reads it).
+        self.last_rx = 0.0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._topics: dict[bytes, str] = {}
@@ -411,6 +413,12 @@ class WireClient:
         """QoS 0 publishes in one write (live events after a rollup: thousands at once)."""
         if messages:
             self._send(b"".join([encode_publish(topic, payload) for topic, payload in messages]))
+
+    def ping(self, idle_s: float) -> None:
+        """A PINGREQ if connected and nothing has come from the broker for ``idle_s``: its
+        answer refreshes ``last_rx`` (hub.health). Extra PINGREQs are allowed any time."""
+        if self.connected.is_set() and time.monotonic() - self.last_rx >= idle_s:
+            self._send(PINGREQ_PACKET)
 
     def _send(self, data: bytes) -> None:
         with self._lock:
@@ -512,7 +520,7 @@ class WireClient:
         buf = bytearray(BUFFER_SIZE)
         view = memoryview(buf)
         start = 0  # buf[:start] holds the incomplete packet left over from the last recv
-        last_rx = time.monotonic()
+        last_rx = self.last_rx = time.monotonic()
         tick = 0.0
         while True:
             # recv wakes up at least every quarter keepalive to look after the keepalive (set
@@ -530,7 +538,7 @@ class WireClient:
                     return
                 raise _Lost("the broker closed the connection")
             if n > 0:
-                last_rx = now
+                last_rx = self.last_rx = now
                 end = start + n
                 data = bytes(view[:end])  # one copy per recv; every slice of it is then bytes
                 messages: list[Message] = []

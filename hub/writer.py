@@ -126,6 +126,7 @@ class BatchWriter:
                 now=now,
                 max_future=s.max_future,
                 max_lateness=s.max_lateness,
+                max_power_w=s.max_power_w,
             )
 
         prepared = prepared_now()

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from portal.dashboards.stored import shown
 from portal.dashboards.timeframe import HOUR, InstantRange, ceil_hour
 
 ExportKind = Literal["hourly", "readings"]
@@ -32,13 +33,14 @@ HEADERS: dict[str, list[str]] = {
     "hourly": ["device_id", "hour_start", "hour_end", "energy", "unit", "quality", "readings"],
     "readings": ["device_id", "ts", "energy", "unit", "quality", "power_w", "seq"],
 }
+# Values through ``shown``, as the API returns them (stored.py).
 _HOURS = text(
-    "SELECT hour, energy_kwh, quality, readings FROM hourly_energy"
+    f"SELECT hour, {shown('energy_kwh')} AS energy_kwh, quality, readings FROM hourly_energy"
     " WHERE device_id = :device_id AND hour >= :lo AND hour < :hi ORDER BY hour"
 )
 _READINGS = text(
-    "SELECT ts, energy_kwh, power_w, seq FROM readings"
-    " WHERE device_id = :device_id AND ts >= :lo AND ts < :hi ORDER BY ts"
+    f"SELECT ts, {shown('energy_kwh')} AS energy_kwh, {shown('power_w')} AS power_w, seq"
+    " FROM readings WHERE device_id = :device_id AND ts >= :lo AND ts < :hi ORDER BY ts"
 )
 
 

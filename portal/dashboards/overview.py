@@ -18,14 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.auth.schemas import CurrentUser
 from portal.dashboards.schemas import DeviceLive, FleetSummary
+from portal.dashboards.stored import shown
 from portal.dashboards.timeframe import day_bounds, local_today, zone
 from portal.devices.services import DeviceService
 
-_LIVE = """
+# Energy and power through ``shown``: whatever legacy rows hold, no sum overflows (stored.py).
+_LIVE = f"""
 SELECT d.id, d.name, u.username AS owner_username, d.max_hourly_kwh,
        coalesce(s.state, 'unknown') AS state, s.since,
-       r.ts AS last_ts, r.energy_kwh AS last_energy_kwh, r.power_w AS last_power_w,
-       h.energy_kwh AS hour_kwh, h.quality AS hour_quality, t.kwh AS today_kwh
+       r.ts AS last_ts, {shown("r.energy_kwh")} AS last_energy_kwh,
+       {shown("r.power_w")} AS last_power_w,
+       {shown("h.energy_kwh")} AS hour_kwh, h.quality AS hour_quality, t.kwh AS today_kwh
 FROM devices d
 LEFT JOIN users u ON u.id = d.owner_id
 LEFT JOIN device_status s ON s.device_id = d.id
@@ -34,7 +37,7 @@ LEFT JOIN LATERAL (
 ) r ON true
 LEFT JOIN hourly_energy h ON h.device_id = d.id AND h.hour = :hour
 LEFT JOIN LATERAL (
-    SELECT sum(energy_kwh) AS kwh FROM hourly_energy
+    SELECT sum({shown("energy_kwh")}) AS kwh FROM hourly_energy
     WHERE device_id = d.id AND hour >= :lo AND hour < :hi
 ) t ON true
 """

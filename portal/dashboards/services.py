@@ -26,6 +26,7 @@ from portal.dashboards.schemas import (
     ReadingOut,
     ReadingsPage,
 )
+from portal.dashboards.stored import shown
 from portal.dashboards.timeframe import (
     HOUR,
     MAX_DAILY_DAYS,
@@ -45,26 +46,28 @@ from portal.errors import BadRequest
 
 MAX_READINGS_PAGE = 10_000
 
+# Energy and power through ``shown``: whatever legacy rows hold, no sum overflows (stored.py).
+_ENERGY = shown("energy_kwh")
 _HOURS = text(
-    "SELECT hour, energy_kwh, quality, readings FROM hourly_energy"
+    f"SELECT hour, {_ENERGY} AS energy_kwh, quality, readings FROM hourly_energy"
     " WHERE device_id = :device_id AND hour >= :lo AND hour < :hi ORDER BY hour"
 )
 # One row per local day that has data; the caller fills in the days without any. (Finding
 # each day's peak hour here too would double the query's cost; only the range's one is shown,
 # so _PEAK_HOUR looks it up within the peak day afterwards.)
 _DAYS = text(
-    "SELECT (hour AT TIME ZONE :tz)::date AS day, sum(energy_kwh) AS kwh, count(*) AS n,"
-    " count(*) FILTER (WHERE quality <> 'measured') AS flagged, max(energy_kwh) AS peak_kwh"
+    f"SELECT (hour AT TIME ZONE :tz)::date AS day, sum({_ENERGY}) AS kwh, count(*) AS n,"
+    f" count(*) FILTER (WHERE quality <> 'measured') AS flagged, max({_ENERGY}) AS peak_kwh"
     " FROM hourly_energy WHERE device_id = :device_id AND hour >= :lo AND hour < :hi"
     " GROUP BY 1 ORDER BY 1"
 )
 _PEAK_HOUR = text(
-    "SELECT hour, energy_kwh FROM hourly_energy"
+    f"SELECT hour, {_ENERGY} AS energy_kwh FROM hourly_energy"
     " WHERE device_id = :device_id AND hour >= :lo AND hour < :hi"
-    " ORDER BY energy_kwh DESC, hour LIMIT 1"
+    f" ORDER BY {_ENERGY} DESC, hour LIMIT 1"
 )
 _READINGS = text(
-    "SELECT ts, energy_kwh, power_w, seq FROM readings"
+    f"SELECT ts, {_ENERGY} AS energy_kwh, {shown('power_w')} AS power_w, seq FROM readings"
     " WHERE device_id = :device_id AND ts >= :lo AND ts < :hi ORDER BY ts LIMIT :limit"
 )
 

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from hub.batch import Message, PreparedBatch, prepare
 from hub.energy import MeterReading, compute_hourly
-from hub.protocol import Reading, encode_reading, readings_topic
+from hub.protocol import MAX_POWER_W, Reading, encode_reading, readings_topic
 from hub.rollup_store import rollup_pending
 from hub.storage import PgStorage
 from tests.hubkit import add_devices
@@ -87,13 +87,15 @@ def test_stored_hours_equal_the_reference_whatever_the_delivery(
     assert stored_count == len(readings)
     assert duplicates == len(again)
     got = stored(database_url, device)
-    expected = reference(readings, rated)
+    # The hub's power ceiling applies to a device without a rated power too.
+    ceiling = rated if rated is not None else MAX_POWER_W
+    expected = reference(readings, ceiling)
     assert sorted(got) == sorted(expected)
     for hour, (energy, quality, count) in expected.items():
         assert math.isclose(got[hour][0], energy, abs_tol=1e-6), hour
         assert got[hour][1:] == (quality, count), hour
     # Conserved: the hours hold exactly what the reference books, gaps spread included.
-    _labels, booked = reference_labels(readings, rated)
+    _labels, booked = reference_labels(readings, ceiling)
     total = math.fsum(v[0] for v in got.values())
     assert math.isclose(total, math.fsum(b.amount for b in booked), rel_tol=1e-9, abs_tol=1e-6)
 

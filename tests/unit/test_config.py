@@ -51,6 +51,14 @@ def test_hub_batch_never_exceeds_the_in_flight_window() -> None:
     assert settings.batch_size == 500
 
 
+def test_hub_power_ceiling_is_a_positive_number_of_watts() -> None:
+    assert load_hub(HUB_ENV).max_power_w == 1e8
+    assert load_hub({**HUB_ENV, "HUB_MAX_POWER_W": "5e7"}).max_power_w == 5e7
+    for bad in ("0", "-1", "inf", "nan"):
+        with pytest.raises(HubSettingsError, match="HUB_MAX_POWER_W"):
+            load_hub({**HUB_ENV, "HUB_MAX_POWER_W": bad})
+
+
 def test_portal_needs_a_long_jwt_secret_and_a_postgres_url() -> None:
     with pytest.raises(PortalSettingsError, match="at least 32"):
         load_portal({**PORTAL_ENV, "PORTAL_JWT_SECRET": "short"})

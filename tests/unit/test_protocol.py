@@ -20,6 +20,8 @@ from hub.protocol import (
     DEVICE_EVENTS_TOPIC,
     LIVE_SUB,
     MAX_BATCH,
+    MAX_POWER_W,
+    MAX_REGISTER_KWH,
     READINGS_SHARED_SUB,
     READINGS_SUB,
     STATUS_SUB,
@@ -38,6 +40,7 @@ from hub.protocol import (
     decode_cmd,
     decode_device_event,
     decode_readings,
+    decode_readings_partial,
     decode_status,
     encode_alert_event,
     encode_classic,
@@ -66,7 +69,7 @@ MS_1000 = 1764064800000  # 2025-11-25T10:00:00Z
 REASON_RE = re.compile(
     r"empty_payload|invalid_json|not_object|empty_batch|batch_too_large|device_mismatch"
     r"|bad_timestamp|future_timestamp|negative_energy|non_finite"
-    r"|(missing_field|bad_type|bad_value):[a-z_]+"
+    r"|(missing_field|bad_type|bad_value|out_of_range):[a-z_]+"
 )
 
 
@@ -408,6 +411,14 @@ REJECTS: list[tuple[str, bytes, str]] = [
         b'{"ts": 0, "energy_kwh": 1, "power_w": -1' + b"0" * 400 + b"}",
         "non_finite",
     ),
+    # Finite, but no meter reports them (issue 13: a stored 1e308 broke the sums downstream).
+    ("energy 1e308", _v1(energy_kwh=1e308), "out_of_range:energy_kwh"),
+    ("energy just above the register", _v1(energy_kwh=1e9 + 0.5), "out_of_range:energy_kwh"),
+    ("energy big int", _v1(energy_kwh=10**18), "out_of_range:energy_kwh"),
+    ("classic 1e308", _classic(measurement_value=1e308), "out_of_range:measurement_value"),
+    ("power 1e308", _v1(power_w=1e308), "out_of_range:power_w"),
+    ("power above the ceiling", _v1(power_w=1.5e8), "out_of_range:power_w"),
+    ("power below minus the ceiling", _v1(power_w=-1.5e8), "out_of_range:power_w"),
 ]
 
 
@@ -435,6 +446,52 @@ def test_batch_is_all_or_nothing_and_names_the_element() -> None:
     assert (info.value.reason, info.value.index) == ("not_object", 1)
 
 
+def test_bounds_are_inclusive_and_the_power_ceiling_configurable() -> None:
+    [r] = _decode(_v1(energy_kwh=MAX_REGISTER_KWH, power_w=-MAX_POWER_W))
+    assert (r.energy_kwh, r.power_w) == (MAX_REGISTER_KWH, -MAX_POWER_W)
+    assert _decode(_v1(power_w=2e8), max_power_w=2e8)[0].power_w == 2e8
+    with pytest.raises(DecodeError) as info:
+        _decode(_v1(power_w=5001.0), max_power_w=5000.0)
+    assert info.value.reason == "out_of_range:power_w"
+
+
+def test_a_bad_element_is_rejected_alone_with_its_index_and_text() -> None:
+    good = {"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1}
+    later = {"ts": "2026-11-25T10:10:00Z", "energy_kwh": 2}
+    readings, rejected = decode_readings_partial(
+        DEV, _json([good, {"ts": "bad"}, later, 7]), now=NOW
+    )
+    assert [r.energy_kwh for r in readings] == [1.0, 2.0]
+    assert [(e.reason, e.index, e.element) for e in rejected] == [
+        ("missing_field:energy_kwh", 1, '{"ts":"bad"}'),
+        ("not_object", 3, "7"),
+    ]
+    assert rejected[0].message.startswith("element 1: ")
+
+
+def test_a_whole_payload_error_stays_whole() -> None:
+    good = {"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1}
+    for payload, reason in (
+        (b'{"ts": "bad", "energy_kwh": 1}', "bad_timestamp"),  # a single object
+        (_json([good] * (MAX_BATCH + 1)), "batch_too_large"),
+        (b'"readings"', "not_object"),
+        (b"[", "invalid_json"),
+    ):
+        with pytest.raises(DecodeError) as info:
+            decode_readings_partial(DEV, payload, now=NOW)
+        assert (info.value.reason, info.value.index, info.value.element) == (reason, None, None)
+
+
+def test_a_rejected_element_is_cut_to_an_excerpt() -> None:
+    good = {"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1}
+    huge = {"ts": "2026-11-25T10:00:00Z", "energy_kwh": -1, "note": "x" * 5000}
+    _, [bad] = decode_readings_partial(DEV, _json([good, huge]), now=NOW)
+    assert bad.element is not None
+    assert bad.element.startswith('{"ts":"2026-11-25T10:00:00Z","energy_kwh":-1')
+    assert bad.element.endswith("bytes)")
+    assert len(bad.element.encode()) < 600
+
+
 def test_single_object_error_has_no_index() -> None:
     with pytest.raises(DecodeError) as info:
         _decode(_v1(energy_kwh="x"))
@@ -443,13 +500,14 @@ def test_single_object_error_has_no_index() -> None:
 
 
 def test_decode_error_is_value_error_and_pickles() -> None:
-    err = DecodeError("bad_type:ts", "element 3: ts must be ...", 3)
+    err = DecodeError("bad_type:ts", "element 3: ts must be ...", 3, '{"ts":1.5}')
     assert isinstance(err, ValueError)
     copy = pickle.loads(pickle.dumps(err))  # noqa: S301 - our own bytes
-    assert (copy.reason, copy.message, copy.index, str(copy)) == (
+    assert (copy.reason, copy.message, copy.index, copy.element, str(copy)) == (
         "bad_type:ts",
         "element 3: ts must be ...",
         3,
+        '{"ts":1.5}',
         "element 3: ts must be ...",
     )
     assert str(DecodeError("invalid_json")) == "invalid_json"
@@ -542,7 +600,8 @@ ms_timestamps = st.integers(_LO_US // 1000, _HI_US // 1000).map(
     lambda ms: EPOCH + timedelta(milliseconds=ms)
 )
 finite = st.floats(allow_nan=False, allow_infinity=False)
-energies = st.floats(min_value=0.0, allow_nan=False, allow_infinity=False)
+energies = st.floats(min_value=0.0, max_value=MAX_REGISTER_KWH, allow_nan=False)
+powers = st.floats(min_value=-MAX_POWER_W, max_value=MAX_POWER_W, allow_nan=False)
 END = datetime.max.replace(tzinfo=UTC)
 
 
@@ -553,7 +612,7 @@ def readings(ts: st.SearchStrategy[datetime] = ms_timestamps) -> st.SearchStrate
         ts=st.builds(lambda t, tz: t.astimezone(tz), ts, offsets),
         energy_kwh=energies,
         seq=st.none() | st.integers(0, 2**63 - 1),
-        power_w=st.none() | finite,
+        power_w=st.none() | powers,
         source=st.just("v1"),
     )
 
@@ -584,7 +643,51 @@ def test_typed_fast_path_takes_valid_v1_and_agrees(rs: list[Reading], single: bo
     payload = encode_reading(rs[0]) if single else encode_readings(rs)
     want = rs[:1] if single else rs
     assert _decode_typed(DEV, payload, END, MAX_BATCH) == want
-    assert _decode_general(DEV, payload, END, MAX_BATCH) == want
+    assert _decode_general(DEV, payload, END, MAX_BATCH) == (want, [])
+
+
+BAD_ELEMENTS = [
+    {"ts": "bad", "energy_kwh": 1},
+    {"ts": 0, "energy_kwh": 1e308},
+    {"ts": 0, "energy_kwh": -1},
+    {"ts": 0, "energy_kwh": 1, "power_w": 1e12},
+    {"ts": 0},
+    {"ts": "9999-12-31T23:59:59Z", "energy_kwh": 1},
+    {"ts": 0, "energy_kwh": 1, "device_id": str(OTHER)},
+    7,
+    None,
+    [1],
+]
+
+
+@settings(deadline=None)
+@given(
+    st.lists(readings(timestamps), min_size=0, max_size=20),
+    st.lists(st.tuples(st.integers(0, 20), st.sampled_from(BAD_ELEMENTS)), min_size=1, max_size=5),
+)
+def test_partial_acceptance_keeps_the_good_elements_in_order(
+    rs: list[Reading], bad: list[tuple[int, Any]]
+) -> None:
+    # Bad elements spliced into a valid flush: the typed fast path declines it; the general
+    # decoder returns every good reading, in order, and each bad element with its own index.
+    items: list[Any] = [json.loads(encode_reading(r)) for r in rs]
+    for at, element in bad:
+        items.insert(min(at, len(items)), element)
+    payload = _json(items)
+    limit = NOW + timedelta(minutes=5)
+    assert _decode_typed(DEV, payload, limit, MAX_BATCH) is None
+    good = [r for r in rs if r.ts <= limit]
+    readings_, rejected = _decode_general(DEV, payload, limit, MAX_BATCH)
+    assert readings_ == good
+    assert len(readings_) + len(rejected) == len(items)
+    assert [e.index for e in rejected] == sorted(e.index for e in rejected)
+    for e in rejected:
+        assert e.index is not None
+        assert e.element is not None
+        assert json.loads(e.element) == items[e.index]
+        assert REASON_RE.fullmatch(e.reason)
+    assert decode_readings_partial(DEV, payload, now=NOW)[0] == good
+    _check_outcome(payload)
 
 
 @pytest.mark.parametrize(
@@ -598,6 +701,9 @@ def test_typed_fast_path_takes_valid_v1_and_agrees(rs: list[Reading], single: bo
         b'{"ts": "2099-11-25T10:00:00Z", "energy_kwh": 1}',
         b"[]",
         b'{"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1e999}',
+        b'{"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1e308}',
+        b'{"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1, "power_w": -1e300}',
+        b'[{"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1}, {"ts": "bad", "energy_kwh": 1}]',
         # Invalid UTF-8 in a key the typed decoder would skip unread (found by the fuzzing).
         b'{"ts": "2026-11-25T10:00:00Z", "energy_kwh": 1, "p\xfd": 0}',
     ],
@@ -616,35 +722,56 @@ def test_roundtrip_classic(ms: int, value: float) -> None:
     assert encode_classic(DEV, r.ts, r.energy_kwh) == encode_classic(DEV, ms, value)
 
 
+def _error(exc: DecodeError) -> tuple[str, str, int | None, str | None]:
+    return (exc.reason, exc.message, exc.index, exc.element)  # DecodeErrors compare by identity
+
+
 def _outcome(decode: Any, payload: bytes) -> tuple[str, Any]:
     try:
-        return "ok", decode(DEV, payload, NOW + timedelta(minutes=5), MAX_BATCH)
+        result = decode(DEV, payload, NOW + timedelta(minutes=5), MAX_BATCH)
     except DecodeError as exc:
-        return "error", (exc.reason, exc.message, exc.index)
+        return "error", _error(exc)
+    if type(result) is tuple:  # (readings, rejected elements)
+        return "ok", (result[0], [_error(e) for e in result[1]])
+    return "ok", result
 
 
 def _check_outcome(payload: bytes) -> None:
-    """Decoding either yields valid readings or raises DecodeError with a known reason; and the
-    typed fast path either declines or gives exactly what the general decoder gives."""
+    """Decoding either yields valid readings (and rejected elements, each with a known reason)
+    or raises DecodeError with a known reason; the typed fast path either declines or gives
+    exactly what the general decoder gives, with nothing rejected; the strict decoder raises
+    the first rejected element."""
     general = _outcome(_decode_general, payload)
     typed = _decode_typed(DEV, payload, NOW + timedelta(minutes=5), MAX_BATCH)
     if typed is not None:
-        assert general == ("ok", typed)
-    public = _outcome(lambda d, p, _limit, _n: decode_readings(d, p, now=NOW), payload)
-    assert public == general
-    kind, result = public
+        assert general == ("ok", (typed, []))
+    partial = _outcome(lambda d, p, _limit, _n: decode_readings_partial(d, p, now=NOW), payload)
+    assert partial == general
+    strict = _outcome(lambda d, p, _limit, _n: decode_readings(d, p, now=NOW), payload)
+    kind, result = general
     if kind == "error":
+        assert strict == general
         assert REASON_RE.fullmatch(result[0]), result
+        assert result[2] is None  # a whole-payload error names no element
         return
-    assert 1 <= len(result) <= MAX_BATCH
-    for r in result:
+    readings_, rejected = result
+    assert 1 <= len(readings_) + len(rejected) <= MAX_BATCH
+    if rejected:
+        assert strict == ("error", rejected[0])
+    else:
+        assert strict == ("ok", readings_)
+    for reason, message, index, element in rejected:
+        assert REASON_RE.fullmatch(reason), reason
+        assert message.startswith(f"element {index}: ")
+        assert isinstance(element, str)
+    for r in readings_:
         assert r.device_id == DEV
         assert r.ts.tzinfo is UTC
         assert r.ts <= NOW + timedelta(minutes=5)
         assert math.isfinite(r.energy_kwh)
-        assert r.energy_kwh >= 0
+        assert 0 <= r.energy_kwh <= MAX_REGISTER_KWH
         assert r.seq is None or 0 <= r.seq < 2**63
-        assert r.power_w is None or math.isfinite(r.power_w)
+        assert r.power_w is None or -MAX_POWER_W <= r.power_w <= MAX_POWER_W
         assert r.source in ("v1", "classic")
 
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.energy import MeterReading, compute_hourly, hour_floor
-from hub.rollup import NeedLongerHistory, Rewrite, cumulative_rewrite
+from hub.rollup import NeedLongerHistory, Rewrite, cumulative_rewrite, interval_rewrite
 from tests.unit.test_energy import RATINGS, T0, meter_series
 
 DEVICE = uuid.uuid4()
@@ -115,3 +115,12 @@ def test_rolling_up_arrival_by_arrival_equals_a_full_recompute(
         arrived = sorted([*arrived, readings[i]], key=lambda r: r.ts)
         roll(stored, arrived, readings[i].ts, rated, marker)
     assert same(stored, full(readings, rated)), [(r.ts.isoformat(), r.energy_kwh) for r in readings]
+
+
+def test_an_interval_reading_implying_more_than_the_power_limit_is_quarantined() -> None:
+    # Ten-minute intervals under a 5 kW limit: 0.5 kWh is 3 kW; 5e8 kWh would be 3e12 W.
+    readings = [MeterReading(at(10), 0.5), MeterReading(at(20), 5e8), MeterReading(at(30), 0.25)]
+    rw = interval_rewrite(DEVICE, readings, at(10), power_limit_w=5000.0, interval_s=600)
+    assert [(row.hour, row.energy_kwh, row.readings) for row in rw.rows] == [(T0, 0.75, 2)]
+    assert [(i.reading, i.implied_power_w) for i in rw.implausible] == [(readings[1], 3e12)]
+    assert interval_rewrite(DEVICE, readings, at(10)).rows[0].energy_kwh == 5e8 + 0.75
