@@ -37,6 +37,7 @@ import msgspec
 __all__ = [
     "ALERTS_SUB",
     "CHAT_SUB",
+    "DEAD_LETTER_REASONS",
     "DEVICE_EVENTS_TOPIC",
     "LIVE_SUB",
     "MAX_BATCH",
@@ -78,6 +79,7 @@ __all__ = [
     "live_topic",
     "parse_meter_topic",
     "readings_topic",
+    "reason_family",
     "status_topic",
     "truncate_payload",
 ]
@@ -119,6 +121,42 @@ MAX_POWER_W: Final = 1e8
 connection a meter on this platform measures (a big industrial high-voltage site draws tens of
 MW). It bounds ``power_w`` and, in the hub's rollup, the power an energy increase implies when
 a device has no rated power (setting ``HUB_MAX_POWER_W``)."""
+
+DEAD_LETTER_REASONS: Final = frozenset(
+    {
+        # the payload codec (this module)
+        "empty_payload",
+        "invalid_json",
+        "not_object",
+        "empty_batch",
+        "batch_too_large",
+        "missing_field",
+        "bad_type",
+        "bad_value",
+        "bad_timestamp",
+        "future_timestamp",
+        "negative_energy",
+        "non_finite",
+        "out_of_range",
+        "device_mismatch",
+        # the hub's batch preparation and storage
+        "bad_topic",
+        "unknown_device",
+        "too_late",
+        "conflict",
+        # the hub's rollup
+        "implausible",
+    }
+)
+"""Every reason a dead letter can carry, as a family: the part before ``:<field>`` in
+``missing_field:ts``. The family is the ``reason`` label of ``hub_messages_rejected``;
+``docs/mqtt.md`` lists the same set (``tests/unit/test_docs_contract.py`` checks both)."""
+
+
+def reason_family(reason: str) -> str:
+    """``missing_field:ts`` -> ``missing_field``; a reason without a field is its own family."""
+    return reason.partition(":")[0]
+
 
 _METER_KINDS: Final[dict[str, MeterTopicKind]] = {
     "readings": "readings",

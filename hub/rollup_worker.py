@@ -19,7 +19,7 @@ import psycopg
 from hub.alert_store import AlertEngine
 from hub.live import LivePublisher
 from hub.metrics import HubMetrics
-from hub.protocol import MAX_POWER_W
+from hub.protocol import MAX_POWER_W, reason_family
 from hub.registry import DeviceRegistry
 from hub.rollup_store import rollup_pending
 from hub.storage import PgStorage
@@ -117,7 +117,7 @@ class RollupWorker:
                 log.info("rollup recovered")
             self._failing = False
             for letter in outcome.dead:
-                self.metrics.rejected.labels(letter.reason).inc()
+                self.metrics.rejected.labels(reason_family(letter.reason)).inc()
             self.metrics.rollups.inc(len(outcome.rewrites))
             if self.alerts is not None:
                 self.alerts.publish_pending()

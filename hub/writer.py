@@ -31,6 +31,7 @@ from hub.protocol import (
     decode_device_event,
     decode_status,
     parse_meter_topic,
+    reason_family,
     truncate_payload,
 )
 from hub.registry import DeviceRegistry
@@ -241,7 +242,7 @@ class BatchWriter:
         for letter in outcome.dead:
             if letter.reason == "conflict":
                 m.conflicts.inc()
-            m.rejected.labels(letter.reason.split(":")[0]).inc()
+            m.rejected.labels(reason_family(letter.reason)).inc()
         m.flush_seconds.observe(seconds)
         self._status_alerts(outcome.back_online, "online")
         m.batch_size.observe(len(messages))
