@@ -87,7 +87,11 @@ class AuthService:
         await self.session.commit()
         user = _user(row)
         issued = issue_token(
-            self.settings.jwt_secret, user.id, user.role, self.settings.token_ttl_s
+            self.settings.jwt_secret,
+            user.id,
+            user.role,
+            self.settings.token_ttl_s,
+            row.token_generation,
         )
         return issued, user
 

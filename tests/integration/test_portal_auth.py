@@ -263,3 +263,57 @@ def test_registration_can_be_turned_off(portal_settings: PortalSettings) -> None
         )
         assert response.status_code == 403
         assert "turned off" in response.json()["detail"]
+
+
+def test_a_password_reset_ends_every_earlier_session_of_that_user_on_every_replica(
+    portal_settings: PortalSettings, client: TestClient[Any], portal_admin: tuple[str, str]
+) -> None:
+    admin = sign_in(client, *portal_admin).json()["access_token"]
+    client.cookies.clear()
+    created = client.post(
+        "/api/v1/users",
+        json={"username": "carol", "password": "carol-password"},
+        headers=bearer(admin),
+    )
+    assert created.status_code == 201, created.text
+    laptop = sign_in(client, "carol", "carol-password").json()["access_token"]
+    phone = sign_in(client, "carol", "carol-password").json()["access_token"]
+    client.cookies.clear()
+    other = create_app(dataclasses.replace(portal_settings, instance_id="portal-2"))
+    with TestClient(other) as replica:
+        assert replica.get("/api/v1/me", headers=bearer(phone)).status_code == 200
+        reset = client.patch(
+            f"/api/v1/users/{created.json()['id']}",
+            json={"password": "carol-new-password"},
+            headers=bearer(admin),
+        )
+        assert reset.status_code == 200, reset.text
+        assert client.get("/api/v1/me", headers=bearer(laptop)).status_code == 401
+        deadline = time.monotonic() + 5
+        while replica.get("/api/v1/me", headers=bearer(phone)).status_code != 401:
+            assert time.monotonic() < deadline, "the other replica still accepts the old session"
+    fresh = sign_in(client, "carol", "carol-new-password").json()["access_token"]
+    assert client.get("/api/v1/me", headers=bearer(fresh)).json()["username"] == "carol"
+    assert client.get("/api/v1/me", headers=bearer(admin)).status_code == 200  # not the admin's
+
+
+def test_an_administrators_own_password_change_and_a_cli_reset_end_their_sessions(
+    portal_settings: PortalSettings, client: TestClient[Any], portal_admin: tuple[str, str]
+) -> None:
+    from ems.admin import ensure_admin
+
+    body = sign_in(client, *portal_admin).json()
+    client.cookies.clear()
+    token, admin_id = body["access_token"], body["user"]["id"]
+    changed = client.patch(
+        f"/api/v1/users/{admin_id}", json={"password": "root-password-2"}, headers=bearer(token)
+    )
+    assert changed.status_code == 200, changed.text
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401
+
+    token = sign_in(client, "root", "root-password-2").json()["access_token"]
+    client.cookies.clear()
+    ensure_admin(portal_settings.database_url, "root", "root-password-3", reset=True)
+    deadline = time.monotonic() + 5  # the authenticator's cache lives at most auth_cache_ttl_s
+    while client.get("/api/v1/me", headers=bearer(token)).status_code != 401:
+        assert time.monotonic() < deadline, "the session survived `ems admin create --reset`"
