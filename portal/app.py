@@ -45,6 +45,7 @@ from portal.pages import page_routers
 from portal.realtime import Realtime
 from portal.realtime.feeds import install_device_feeds
 from portal.realtime.socket import realtime_socket
+from portal.security_headers import add_security_headers
 from portal.settings import PortalSettings
 from portal.tasks import cancel_and_wait
 from portal.users.controllers import UserController
@@ -161,6 +162,7 @@ def create_app(settings: PortalSettings) -> Litestar:
         ),
         dependencies=dependencies(),
         middleware=[*proxy_middleware(settings), AuthenticationMiddleware(authenticator)],
+        before_send=[add_security_headers],
         guards=[requires_login, csrf_protect],
         exception_handlers=exception_handlers(),
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),

@@ -50,17 +50,15 @@ class AuthController(Controller):
             csrf_token=csrf_token_for(settings.jwt_secret, issued.claims.jti),
             user=user,
         )
-        return Response(body, cookies=session_cookies(settings, issued))
+        return Response(body, cookies=session_cookies(request, issued))
 
     @post("/logout", status_code=204, summary="Sign out: the token stops working everywhere")
-    async def logout(
-        self, request: Request[Any, Any, Any], auth: Auth, settings: Settings
-    ) -> Response[None]:
+    async def logout(self, request: Request[Any, Any, Any], auth: Auth) -> Response[None]:
         info = request.scope.get("auth")
         if not isinstance(info, AuthInfo):
             raise NotAuthenticated("not signed in")
         await auth.logout(info.claims)
-        return Response(None, status_code=204, cookies=cleared_cookies(settings))
+        return Response(None, status_code=204, cookies=cleared_cookies(request))
 
     @post(
         "/register",

@@ -75,7 +75,7 @@ class AuthPages(Controller):
             except (NotAuthenticated, TooManyRequests) as exc:
                 status, error = exc.status_code, exc.detail
             else:
-                return see_other(safe_next(target, user), cookies=session_cookies(settings, issued))
+                return see_other(safe_next(target, user), cookies=session_cookies(request, issued))
         return render(
             request,
             "login.html",
@@ -109,7 +109,7 @@ class AuthPages(Controller):
                 issued, user = await auth.login(
                     data.username, data.password, client_address(request)
                 )
-                return see_other(home_for(user), cookies=session_cookies(settings, issued))
+                return see_other(home_for(user), cookies=session_cookies(request, issued))
             except (msgspec.ValidationError, Conflict, Forbidden, TooManyRequests) as exc:
                 error = problem(exc)
         return render(
@@ -122,10 +122,8 @@ class AuthPages(Controller):
         )
 
     @post("/logout", opt=PAGE, status_code=303)
-    async def logout(
-        self, request: Request[Any, Any, Any], auth: Auth, settings: Settings
-    ) -> Redirect:
+    async def logout(self, request: Request[Any, Any, Any], auth: Auth) -> Redirect:
         info = request.scope.get("auth")
         if isinstance(info, AuthInfo):
             await auth.logout(info.claims)
-        return see_other("/login", cookies=cleared_cookies(settings))
+        return see_other("/login", cookies=cleared_cookies(request))
