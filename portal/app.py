@@ -20,7 +20,7 @@ from litestar.response import Response
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from litestar.types import ASGIApp
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -41,6 +41,7 @@ from portal.db import session_factory
 from portal.deps import dependencies
 from portal.devices.controllers import DeviceController
 from portal.errors import exception_handlers
+from portal.metrics import RequestMetrics
 from portal.pages import page_routers
 from portal.realtime import Realtime
 from portal.realtime.feeds import install_device_feeds
@@ -75,7 +76,7 @@ def _forwarded(app: ASGIApp, trusted: list[str]) -> ASGIApp:
 
 def create_app(settings: PortalSettings) -> Litestar:
     registry = CollectorRegistry()
-    requests_total = Counter("portal_requests", "HTTP requests served", registry=registry)
+    request_metrics = RequestMetrics(registry)
     engine: AsyncEngine = create_async_engine(
         settings.async_database_url, pool_size=settings.db_pool_size, pool_pre_ping=True
     )
@@ -100,7 +101,6 @@ def create_app(settings: PortalSettings) -> Litestar:
 
     @get("/health", media_type=MediaType.JSON, include_in_schema=False, opt={"public": True})
     async def health() -> Response[dict[str, str]]:
-        requests_total.inc()
         try:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
@@ -162,7 +162,7 @@ def create_app(settings: PortalSettings) -> Litestar:
         ),
         dependencies=dependencies(),
         middleware=[*proxy_middleware(settings), AuthenticationMiddleware(authenticator)],
-        before_send=[add_security_headers],
+        before_send=[add_security_headers, request_metrics.count],
         guards=[requires_login, csrf_protect],
         exception_handlers=exception_handlers(),
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
