@@ -10,8 +10,15 @@ from litestar.params import JSONBody
 from litestar.response import Response
 
 from portal.auth.cookies import cleared_cookies, session_cookies
-from portal.auth.schemas import AuthInfo, CurrentUser, LoginRequest, LoginResponse, RegisterRequest
-from portal.auth.services import AuthService
+from portal.auth.schemas import (
+    AuthInfo,
+    CurrentUser,
+    LoginRequest,
+    LoginResponse,
+    RegisterRequest,
+    RegistrationReceived,
+)
+from portal.auth.services import REGISTRATION_RECEIVED, AuthService
 from portal.auth.tokens import csrf_token_for
 from portal.errors import NotAuthenticated
 from portal.settings import PortalSettings
@@ -62,15 +69,17 @@ class AuthController(Controller):
 
     @post(
         "/register",
-        status_code=201,
+        status_code=202,
         opt={"public": True},
         security=[],
-        summary="Self-registration of a client (403 when turned off)",
+        summary="Self-registration of a client: 202 whether or not the user name was free, "
+        "so it reveals no account; sign in to use it (403 when turned off)",
     )
     async def register(
         self, request: Request[Any, Any, Any], auth: Auth, data: JSONBody[RegisterRequest]
-    ) -> CurrentUser:
-        return await auth.register(data, client_address(request))
+    ) -> RegistrationReceived:
+        await auth.register(data, client_address(request))
+        return RegistrationReceived(detail=REGISTRATION_RECEIVED)
 
 
 class MeController(Controller):

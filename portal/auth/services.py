@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.audit.services import record
@@ -20,10 +19,14 @@ from portal.auth.schemas import CurrentUser, RegisterRequest
 from portal.auth.throttle import recent_failures, wait_s
 from portal.auth.tokens import IssuedToken, TokenClaims, issue_token
 from portal.db import login_failures, revoked_tokens, users
-from portal.errors import Conflict, Forbidden, NotAuthenticated, TooManyRequests
+from portal.errors import Forbidden, NotAuthenticated, TooManyRequests
 from portal.settings import PortalSettings
 
 WRONG_CREDENTIALS = "wrong username or password"
+REGISTRATION_RECEIVED = (
+    "registration received: sign in with the user name and password you chose; if that fails, "
+    "the user name was not available — register with another one"
+)
 # login_failures.username of a self-registration: not a user name (it has a space and
 # parentheses, which user names cannot), so it never counts against a user.
 REGISTRATION_ATTEMPT = "(self registration)"
@@ -115,7 +118,16 @@ class AuthService:
     def _window(self) -> Any:
         return func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.settings.login_window_s)
 
-    async def register(self, data: RegisterRequest, address: str) -> CurrentUser:
+    async def register(self, data: RegisterRequest, address: str) -> None:
+        """Create a client account if the user name is free — and answer the same either way.
+
+        Registration is not an oracle for which user names exist: a taken name gets the same
+        answer, after the same work (the password is hashed either way), and nothing changes.
+        Whoever registered learns the outcome only by signing in, which spends a registration
+        and a sign-in attempt of their address (both limited, portal.auth.throttle), and every
+        free name probed that way becomes a real, audited account. Deployments that must not
+        reveal even that turn self-registration off (PORTAL_ALLOW_REGISTRATION=false).
+        """
         if not self.settings.allow_registration:
             raise Forbidden("self-registration is turned off; ask an administrator for an account")
         # Each registration spends one of the address's attempts, like a failed sign-in, and is
@@ -136,7 +148,7 @@ class AuthService:
         await self.session.commit()
         password_hash = await asyncio.to_thread(hash_password, data.password)
         statement = (
-            insert(users)
+            pg_insert(users)
             .values(
                 username=data.username,
                 name=data.name,
@@ -145,13 +157,11 @@ class AuthService:
                 time_zone=data.time_zone,
                 password_hash=password_hash,
             )
+            .on_conflict_do_nothing()  # the name is taken: say nothing, change nothing
             .returning(*[users.c[f] for f in CurrentUser.__struct_fields__])
         )
-        try:
-            user = _user((await self.session.execute(statement)).one())
-        except IntegrityError:
-            await self.session.rollback()
-            raise Conflict(f"the username {data.username!r} is already taken") from None
-        await record(self.session, user, "register", "user", user.id, after=user)
+        row = (await self.session.execute(statement)).one_or_none()
+        if row is not None:
+            user = _user(row)
+            await record(self.session, user, "register", "user", user.id, after=user)
         await self.session.commit()
-        return user

@@ -295,19 +295,35 @@ def test_clients_can_register_and_sign_in(client: TestClient[Any]) -> None:
         "/api/v1/auth/register",
         json={"username": "newbie", "password": "newbie-password", "time_zone": "Asia/Tokyo"},
     )
-    assert response.status_code == 201, response.text
-    assert response.json()["role"] == "client"
-    again = client.post(
-        "/api/v1/auth/register", json={"username": "NEWBIE", "password": "another-password"}
-    )
-    assert again.status_code == 409
+    assert response.status_code == 202, response.text
     signed_in = sign_in(client, "newbie", "newbie-password")
     assert signed_in.json()["user"]["time_zone"] == "Asia/Tokyo"
+    assert signed_in.json()["user"]["role"] == "client"
     sneaky = client.post(
         "/api/v1/auth/register",
         json={"username": "sneaky", "password": "sneaky-password", "role": "admin"},
     )
     assert sneaky.status_code == 400
+
+
+def test_registration_does_not_reveal_which_user_names_exist(
+    client: TestClient[Any], portal_admin: tuple[str, str]
+) -> None:
+    fresh = client.post(
+        "/api/v1/auth/register", json={"username": "newbie", "password": "newbie-password"}
+    )
+    answers = [
+        client.post("/api/v1/auth/register", json={"username": name, "password": "taken-pw-1"})
+        for name in ("NEWBIE", "root")  # a client's name (any case), the administrator's
+    ]
+    for taken in answers:
+        assert (taken.status_code, taken.json()) == (fresh.status_code, fresh.json())
+    assert fresh.status_code == 202
+    assert "sign in" in fresh.json()["detail"]
+    # Nothing changed for the existing accounts.
+    assert sign_in(client, "newbie", "taken-pw-1").status_code == 401
+    assert sign_in(client, "newbie", "newbie-password").status_code == 200
+    assert sign_in(client, *portal_admin).json()["user"]["role"] == "admin"
 
 
 def test_registrations_spend_the_addresss_attempts(client: TestClient[Any]) -> None:
@@ -316,7 +332,7 @@ def test_registrations_spend_the_addresss_attempts(client: TestClient[Any]) -> N
         response = client.post(
             "/api/v1/auth/register", json={"username": f"new{n}", "password": "new-password-1"}
         )
-        assert response.status_code == 201, response.text
+        assert response.status_code == 202, response.text
     refused = client.post(
         "/api/v1/auth/register", json={"username": "new10", "password": "new-password-1"}
     )
