@@ -59,7 +59,7 @@ def visit(page: Page, url: str, *, signed_in: bool = True) -> None:
     assert "script-src 'self'" in response.headers["content-security-policy"], url
     page.wait_for_load_state("load")
     if signed_in:  # the WebSocket is allowed too (connect-src)
-        page.wait_for_function("window.emsRealtime && window.emsRealtime.connected")
+        page.wait_for_function("() => window.emsRealtime && window.emsRealtime.connected")
 
 
 def test_the_main_pages_run_under_the_content_security_policy(
