@@ -230,6 +230,19 @@ def test_a_guesser_is_refused_but_the_owner_signs_in_from_elsewhere(
     assert sign_in_from(behind_proxy, GUESSER, *portal_admin).status_code == 429
 
 
+def test_the_limits_are_shared_by_every_replica(
+    portal_settings: PortalSettings, behind_proxy: TestClient[Any], portal_admin: tuple[str, str]
+) -> None:
+    for _ in range(10):
+        assert sign_in_from(behind_proxy, GUESSER, "root", "guess-again").status_code == 401
+    settings = dataclasses.replace(
+        portal_settings, instance_id="portal-2", trusted_proxies=("testclient",)
+    )
+    with TestClient(create_app(settings)) as replica:
+        assert sign_in_from(replica, GUESSER, *portal_admin).status_code == 429
+        assert sign_in_from(replica, OWNER, *portal_admin).status_code == 200
+
+
 def test_failures_from_one_address_are_limited_across_user_names(
     portal_settings: PortalSettings, portal_admin: tuple[str, str]
 ) -> None:
