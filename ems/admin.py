@@ -43,8 +43,9 @@ def ensure_admin(
             )
         else:
             conn.execute(
-                "UPDATE users SET password_hash = %s, role = 'admin', updated_at = now()"
-                " WHERE id = %s",
+                # A new generation: every session signed in with the old password ends.
+                "UPDATE users SET password_hash = %s, role = 'admin', updated_at = now(),"
+                " token_generation = token_generation + 1 WHERE id = %s",
                 (hash_password(secret), row[0]),
             )
             conn.execute(

@@ -9,8 +9,10 @@ never holds root, which it does not need for a port above 1024.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shutil
+import socket
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +38,27 @@ def nginx_binary() -> str:
 def upstream_servers(upstreams: Sequence[str]) -> str:
     """The ``server`` lines of the portal upstream, as ``EMS_PORTAL_UPSTREAMS`` holds them."""
     return " ".join(f"server {u} max_fails=3 fail_timeout=10s;" for u in upstreams)
+
+
+def proxy_source_addresses(upstream_host: str) -> list[str]:
+    """The addresses nginx's connections to portals on ``upstream_host`` come from: what the
+    portals must trust for X-Forwarded-* (PORTAL_TRUSTED_PROXIES), and nothing more.
+
+    A connection to a local address leaves from that address; to the unspecified address
+    (0.0.0.0, ::) it goes over loopback.
+    """
+    try:
+        hosts = [ipaddress.ip_address(upstream_host)]
+    except ValueError:  # a name such as localhost: every address it stands for
+        infos = socket.getaddrinfo(upstream_host, None, proto=socket.IPPROTO_TCP)
+        hosts = [ipaddress.ip_address(info[4][0]) for info in infos]
+    found: list[str] = []
+    for host in hosts:
+        if host.is_unspecified:
+            host = ipaddress.ip_address("127.0.0.1" if host.version == 4 else "::1")
+        if str(host) not in found:
+            found.append(str(host))
+    return found
 
 
 def render_site(upstreams: Sequence[str], listen: str) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from ems.broker import HUB_USER, PORTAL_USER
 from ems.config import StackConfig
+from ems.nginx import proxy_source_addresses
 
 HUB_SHARE_GROUP = "hub"
 
@@ -61,7 +62,7 @@ def hub_env(
 def portal_env(
     cfg: StackConfig, i: int, http_port: int, dsn: str, secrets: Mapping[str, str]
 ) -> dict[str, str]:
-    return {
+    env = {
         "PORTAL_DATABASE_URL": dsn,
         "PORTAL_JWT_SECRET": secrets["jwt_secret"],
         "PORTAL_MQTT_HOST": cfg.host,
@@ -72,3 +73,8 @@ def portal_env(
         "PORTAL_HTTP_PORT": str(http_port),
         "PORTAL_INSTANCE_ID": f"portal-{i}",
     }
+    if cfg.replicas > 1:
+        # nginx (ems.nginx) is in front: its X-Forwarded-For is the browser's address, which the
+        # sign-in limits key on. Alone, a portal is reached directly and trusts nobody's.
+        env["PORTAL_TRUSTED_PROXIES"] = ",".join(proxy_source_addresses(cfg.host))
+    return env

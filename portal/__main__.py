@@ -25,7 +25,9 @@ def main() -> int:
         host=settings.http_host,
         port=settings.http_port,
         log_level="warning",
-        proxy_headers=True,
+        # The application handles X-Forwarded-* itself, trusting only PORTAL_TRUSTED_PROXIES
+        # (portal.app.proxy_middleware); uvicorn's default would trust 127.0.0.1.
+        proxy_headers=False,
         ws_ping_interval=20,
         timeout_graceful_shutdown=5,
     )

@@ -7,9 +7,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from litestar import Litestar, MediaType, Router, get
 from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -17,9 +19,11 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Response
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
+from litestar.types import ASGIApp
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from portal.alerts.controllers import AlertController
 from portal.alerts.pages import AlertPages
@@ -37,10 +41,12 @@ from portal.db import session_factory
 from portal.deps import dependencies
 from portal.devices.controllers import DeviceController
 from portal.errors import exception_handlers
+from portal.metrics import RequestMetrics
 from portal.pages import page_routers
 from portal.realtime import Realtime
 from portal.realtime.feeds import install_device_feeds
 from portal.realtime.socket import realtime_socket
+from portal.security_headers import add_security_headers
 from portal.settings import PortalSettings
 from portal.tasks import cancel_and_wait
 from portal.users.controllers import UserController
@@ -49,9 +55,28 @@ HERE = Path(__file__).resolve().parent
 log = logging.getLogger("portal")
 
 
+def proxy_middleware(settings: PortalSettings) -> list[DefineMiddleware]:
+    """The client's address and scheme as the trusted reverse proxy saw them.
+
+    uvicorn's own middleware, installed here rather than by the server so that the trust list
+    is this application's setting (``PORTAL_TRUSTED_PROXIES``), whatever serves it; and nobody
+    at all is trusted unless configured (uvicorn would trust 127.0.0.1 by default). The
+    sign-in limits key on that address (portal.auth.throttle) and the session cookie is
+    ``Secure`` when the scheme is https (portal.auth.cookies).
+    """
+    if not settings.trusted_proxies:
+        return []
+    return [DefineMiddleware(_forwarded, trusted=list(settings.trusted_proxies))]
+
+
+def _forwarded(app: ASGIApp, trusted: list[str]) -> ASGIApp:
+    # uvicorn types the ASGI callables its own way; the protocol is the same.
+    return cast("ASGIApp", ProxyHeadersMiddleware(cast("Any", app), trusted_hosts=trusted))
+
+
 def create_app(settings: PortalSettings) -> Litestar:
     registry = CollectorRegistry()
-    requests_total = Counter("portal_requests", "HTTP requests served", registry=registry)
+    request_metrics = RequestMetrics(registry)
     engine: AsyncEngine = create_async_engine(
         settings.async_database_url, pool_size=settings.db_pool_size, pool_pre_ping=True
     )
@@ -76,7 +101,6 @@ def create_app(settings: PortalSettings) -> Litestar:
 
     @get("/health", media_type=MediaType.JSON, include_in_schema=False, opt={"public": True})
     async def health() -> Response[dict[str, str]]:
-        requests_total.inc()
         try:
             async with engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
@@ -137,7 +161,8 @@ def create_app(settings: PortalSettings) -> Litestar:
             }
         ),
         dependencies=dependencies(),
-        middleware=[AuthenticationMiddleware(authenticator)],
+        middleware=[*proxy_middleware(settings), AuthenticationMiddleware(authenticator)],
+        before_send=[add_security_headers, request_metrics.count],
         guards=[requires_login, csrf_protect],
         exception_handlers=exception_handlers(),
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),

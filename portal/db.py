@@ -34,6 +34,8 @@ users = Table(
     Column("role", Text, nullable=False),
     Column("password_hash", Text, nullable=False),
     Column("time_zone", Text, nullable=False),
+    # Incremented by every password change: tokens of an earlier generation are refused.
+    Column("token_generation", Integer, nullable=False, server_default=_DB),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=_DB),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=_DB),
 )

@@ -65,13 +65,13 @@ def csrf_for(request: Request[Any, Any, Any]) -> tuple[str, Cookie | None]:
         token = csrf_token_for(settings.jwt_secret, auth.claims.jti)
         if cookie == token:
             return token, None
-        fresh = anonymous_csrf_cookie(settings, token)
+        fresh = anonymous_csrf_cookie(request, token)
         fresh.max_age = settings.token_ttl_s
         return token, fresh
     if cookie and 32 <= len(cookie) <= 128:
         return cookie, None
     token = anonymous_csrf_token()
-    return token, anonymous_csrf_cookie(settings, token)
+    return token, anonymous_csrf_cookie(request, token)
 
 
 def render(

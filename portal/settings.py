@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -27,8 +28,13 @@ class PortalSettings:
     allow_registration: bool = True
     cookie_secure: bool = False
     token_ttl_s: int = 12 * 3600
-    login_max_failures: int = 10
+    login_max_failures: int = 10  # per (address, user name); portal.auth.throttle
+    login_address_max_failures: int = 50  # per address, whatever the user names
+    login_backoff_s: float = 1.0  # first back-off delay of a pair; doubles; 0 turns it off
     login_window_s: int = 300
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (IPs or CIDRs): the reverse
+    # proxy. Anyone else's are ignored, so a client cannot pick the address it is limited by.
+    trusted_proxies: tuple[str, ...] = ()
     db_pool_size: int = 10
     auth_cache_ttl_s: float = 1.0
     broker_wait_s: float = 3.0
@@ -75,6 +81,19 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """A comma-separated list of IP addresses or CIDR networks, each checked."""
+    items = [item.strip() for item in env.get(name, "").split(",") if item.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"{name}: {item!r} is not an IP address or network (e.g. 10.0.0.2, 172.18.0.0/16)"
+            ) from None
+    return tuple(items)
+
+
 def _required(env: Mapping[str, str], name: str, *, min_length: int = 1) -> str:
     value = env.get(name, "")
     if not value or value.lower() in _PLACEHOLDERS:
@@ -101,6 +120,9 @@ def load_settings(env: Mapping[str, str]) -> PortalSettings:
         cookie_secure=_bool(env, "PORTAL_COOKIE_SECURE", False),
         token_ttl_s=_int(env, "PORTAL_TOKEN_TTL_S", 12 * 3600),
         login_max_failures=_int(env, "PORTAL_LOGIN_MAX_FAILURES", 10),
+        login_address_max_failures=_int(env, "PORTAL_LOGIN_ADDRESS_MAX_FAILURES", 50),
+        login_backoff_s=_float(env, "PORTAL_LOGIN_BACKOFF_S", 1.0),
+        trusted_proxies=_networks(env, "PORTAL_TRUSTED_PROXIES"),
         login_window_s=_int(env, "PORTAL_LOGIN_WINDOW_S", 300),
         db_pool_size=_int(env, "PORTAL_DB_POOL_SIZE", 10),
         auth_cache_ttl_s=_float(env, "PORTAL_AUTH_CACHE_TTL_S", 1.0),

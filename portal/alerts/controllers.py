@@ -58,6 +58,7 @@ class AlertController(Controller):
     async def acknowledge(
         self, alerts: Alerts, push: Push, alert_id: FromPath[uuid.UUID]
     ) -> AlertOut:
-        alert = await alerts.acknowledge(alert_id)
-        await push.acknowledged(alert)
+        alert, changed = await alerts.acknowledge(alert_id)
+        if changed:  # idempotent: a repeated acknowledgement is no new event
+            await push.acknowledged(alert)
         return alert

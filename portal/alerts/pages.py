@@ -74,10 +74,11 @@ class AlertPages(Controller):
         user = current_user(request)
         back = safe_next(form.get("next"), user) if user else "/alerts"
         try:
-            alert = await alerts.acknowledge(alert_id)
+            alert, changed = await alerts.acknowledge(alert_id)
         except Conflict:
             return see_other(_with(back, "done=alert-retracted"))
-        await push.acknowledged(alert)
+        if changed:  # a second click (another tab) is no new event
+            await push.acknowledged(alert)
         return see_other(_with(back, "done=alert-acknowledged"))
 
 

@@ -95,8 +95,10 @@ class AlertService:
             raise NotFound(f"alert {alert_id} not found")
         return to_out(row, self.actor.time_zone, datetime.now(UTC))
 
-    async def acknowledge(self, alert_id: uuid.UUID) -> AlertOut:
-        """Records who and when; acknowledging twice keeps the first acknowledgement."""
+    async def acknowledge(self, alert_id: uuid.UUID) -> tuple[AlertOut, bool]:
+        """Records who and when, and says whether this call did it. Acknowledging twice keeps
+        the first acknowledgement and changes nothing, so the caller publishes no second
+        event; the row lock makes concurrent acknowledgements agree on which one was first."""
         alert = await self.get(alert_id, lock=True)
         if alert.status == "retracted":
             await self.session.rollback()
@@ -104,7 +106,8 @@ class AlertService:
                 f"alert {alert_id} was retracted (late readings brought the hour back under "
                 "the limit); there is nothing to acknowledge"
             )
-        if alert.status == "open":
+        changed = alert.status == "open"
+        if changed:
             await self.session.execute(
                 update(alerts)
                 .where(alerts.c.id == alert_id)
@@ -116,4 +119,4 @@ class AlertService:
             )
             alert = await self.get(alert_id)
         await self.session.commit()
-        return alert
+        return alert, changed

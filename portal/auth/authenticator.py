@@ -1,6 +1,8 @@
 """Token → current user, with revocation checked on every request.
 
-One query per request answers both "who is this" and "was this token revoked"; the user row is
+One query per request answers both "who is this" and "was this token revoked" (signed out, or
+issued before the user's last password change: its ``gen`` claim is behind the user's
+``token_generation``); the user row is
 needed anyway (a deleted user's token must stop working, a changed role must take effect). A
 small TTL cache keyed by token id absorbs bursts (a page and its assets, a polling client).
 Correctness: a logout, user change or deletion on this replica evicts the entries at once; on
@@ -64,11 +66,13 @@ class Authenticator:
             users.c.email,
             users.c.role,
             users.c.time_zone,
+            users.c.token_generation,
             revoked.label("revoked"),
         ).where(users.c.id == claims.user_id)
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).one_or_none()
-        if row is None or row.revoked:
+        # A token from before the user's last password change is dead for good, like a revoked one.
+        if row is None or row.revoked or row.token_generation != claims.generation:
             if row is not None:
                 self.remember_revoked(claims.jti, claims.expires_at)
             return None

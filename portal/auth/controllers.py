@@ -10,8 +10,15 @@ from litestar.params import JSONBody
 from litestar.response import Response
 
 from portal.auth.cookies import cleared_cookies, session_cookies
-from portal.auth.schemas import AuthInfo, CurrentUser, LoginRequest, LoginResponse, RegisterRequest
-from portal.auth.services import AuthService
+from portal.auth.schemas import (
+    AuthInfo,
+    CurrentUser,
+    LoginRequest,
+    LoginResponse,
+    RegisterRequest,
+    RegistrationReceived,
+)
+from portal.auth.services import REGISTRATION_RECEIVED, AuthService
 from portal.auth.tokens import csrf_token_for
 from portal.errors import NotAuthenticated
 from portal.settings import PortalSettings
@@ -50,29 +57,29 @@ class AuthController(Controller):
             csrf_token=csrf_token_for(settings.jwt_secret, issued.claims.jti),
             user=user,
         )
-        return Response(body, cookies=session_cookies(settings, issued))
+        return Response(body, cookies=session_cookies(request, issued))
 
     @post("/logout", status_code=204, summary="Sign out: the token stops working everywhere")
-    async def logout(
-        self, request: Request[Any, Any, Any], auth: Auth, settings: Settings
-    ) -> Response[None]:
+    async def logout(self, request: Request[Any, Any, Any], auth: Auth) -> Response[None]:
         info = request.scope.get("auth")
         if not isinstance(info, AuthInfo):
             raise NotAuthenticated("not signed in")
         await auth.logout(info.claims)
-        return Response(None, status_code=204, cookies=cleared_cookies(settings))
+        return Response(None, status_code=204, cookies=cleared_cookies(request))
 
     @post(
         "/register",
-        status_code=201,
+        status_code=202,
         opt={"public": True},
         security=[],
-        summary="Self-registration of a client (403 when turned off)",
+        summary="Self-registration of a client: 202 whether or not the user name was free, "
+        "so it reveals no account; sign in to use it (403 when turned off)",
     )
     async def register(
         self, request: Request[Any, Any, Any], auth: Auth, data: JSONBody[RegisterRequest]
-    ) -> CurrentUser:
-        return await auth.register(data, client_address(request))
+    ) -> RegistrationReceived:
+        await auth.register(data, client_address(request))
+        return RegistrationReceived(detail=REGISTRATION_RECEIVED)
 
 
 class MeController(Controller):

@@ -15,7 +15,7 @@ from portal.auth.guards import current_user
 from portal.auth.schemas import AuthInfo, RegisterRequest
 from portal.auth.services import AuthService
 from portal.auth.tokens import CSRF_COOKIE, CSRF_FIELD, tokens_match
-from portal.errors import Conflict, Forbidden, NotAuthenticated, TooManyRequests
+from portal.errors import Forbidden, NotAuthenticated, TooManyRequests
 from portal.pages import (
     PAGE,
     PUBLIC_PAGE,
@@ -32,6 +32,9 @@ from portal.settings import PortalSettings
 Auth = NamedDependency[AuthService]
 Settings = NamedDependency[PortalSettings]
 _FORM_EXPIRED = "the form expired — please try again"
+_NAME_NOT_AVAILABLE = (
+    "that user name is not available — choose another one (if the account is yours, sign in)"
+)
 
 
 def _form_is_ours(request: Request[Any, Any, Any], form: dict[str, str]) -> bool:
@@ -75,7 +78,7 @@ class AuthPages(Controller):
             except (NotAuthenticated, TooManyRequests) as exc:
                 status, error = exc.status_code, exc.detail
             else:
-                return see_other(safe_next(target, user), cookies=session_cookies(settings, issued))
+                return see_other(safe_next(target, user), cookies=session_cookies(request, issued))
         return render(
             request,
             "login.html",
@@ -105,12 +108,16 @@ class AuthPages(Controller):
             fields = ("username", "password", "name", "email", "time_zone")
             try:
                 data = from_form(form, RegisterRequest, fields=fields)
-                user = await auth.register(data, client_address(request))
+                await auth.register(data, client_address(request))
+                # Registration answers the same whether or not the name was free; signing in
+                # with what was just chosen is how the registrant learns it worked.
                 issued, user = await auth.login(
                     data.username, data.password, client_address(request)
                 )
-                return see_other(home_for(user), cookies=session_cookies(settings, issued))
-            except (msgspec.ValidationError, Conflict, Forbidden, TooManyRequests) as exc:
+                return see_other(home_for(user), cookies=session_cookies(request, issued))
+            except NotAuthenticated:
+                error = _NAME_NOT_AVAILABLE
+            except (msgspec.ValidationError, Forbidden, TooManyRequests) as exc:
                 error = problem(exc)
         return render(
             request,
@@ -122,10 +129,8 @@ class AuthPages(Controller):
         )
 
     @post("/logout", opt=PAGE, status_code=303)
-    async def logout(
-        self, request: Request[Any, Any, Any], auth: Auth, settings: Settings
-    ) -> Redirect:
+    async def logout(self, request: Request[Any, Any, Any], auth: Auth) -> Redirect:
         info = request.scope.get("auth")
         if isinstance(info, AuthInfo):
             await auth.logout(info.claims)
-        return see_other("/login", cookies=cleared_cookies(settings))
+        return see_other("/login", cookies=cleared_cookies(request))

@@ -63,6 +63,12 @@ class LoginResponse(msgspec.Struct, kw_only=True):
     user: CurrentUser
 
 
+class RegistrationReceived(msgspec.Struct, kw_only=True):
+    """The same answer whether or not the user name was free (portal.auth.services.register)."""
+
+    detail: str
+
+
 class RegisterRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     username: Username
     password: Password

@@ -10,19 +10,23 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.audit.services import record
 from portal.auth.authenticator import Authenticator
 from portal.auth.passwords import hash_password, verify_password
 from portal.auth.schemas import CurrentUser, RegisterRequest
+from portal.auth.throttle import recent_failures, wait_s
 from portal.auth.tokens import IssuedToken, TokenClaims, issue_token
 from portal.db import login_failures, revoked_tokens, users
-from portal.errors import Conflict, Forbidden, NotAuthenticated, TooManyRequests
+from portal.errors import Forbidden, NotAuthenticated, TooManyRequests
 from portal.settings import PortalSettings
 
 WRONG_CREDENTIALS = "wrong username or password"
+REGISTRATION_RECEIVED = (
+    "registration received: sign in with the user name and password you chose; if that fails, "
+    "the user name was not available — register with another one"
+)
 # login_failures.username of a self-registration: not a user name (it has a space and
 # parentheses, which user names cannot), so it never counts against a user.
 REGISTRATION_ATTEMPT = "(self registration)"
@@ -50,25 +54,23 @@ class AuthService:
     async def login(
         self, username: str, password: str, address: str
     ) -> tuple[IssuedToken, CurrentUser]:
-        """Refused with 429 once a user or an address has too many recent failures — even
-        with the right password, or guessing would simply continue."""
+        """Refused with 429 while this address must wait before trying this user name again
+        (portal.auth.throttle) — even with the right password, or guessing would simply
+        continue. Other addresses, the owner's among them, are not affected."""
         key = username.lower()
-        # Serialise attempts on one user name across replicas, so N parallel guesses cannot
-        # all read "N-1 failures so far".
+        # Serialise attempts of one address on one user name across replicas, so N parallel
+        # guesses cannot all read "N-1 failures so far".
         await self.session.execute(
             text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-            {"key": f"login:{key}"},
+            {"key": f"login:{address}:{key}"},
         )
-        window = self._window()
-        recent = (
-            select(func.count()).select_from(login_failures).where(login_failures.c.at > window)
-        )
-        by_user = recent.where(func.lower(login_failures.c.username) == key).scalar_subquery()
-        by_address = recent.where(login_failures.c.address == address).scalar_subquery()
-        counts = (await self.session.execute(select(by_user, by_address))).one()
-        if max(counts) >= self.settings.login_max_failures:
+        failures = await recent_failures(self.session, self.settings, address, key)
+        if (wait := wait_s(failures, self.settings)) is not None:
             await self.session.rollback()
-            raise self._too_many("failed sign-ins for this user or address")
+            raise TooManyRequests(
+                f"too many failed sign-ins from this address; wait {wait} s and try again",
+                retry_after_s=wait,
+            )
         row = (
             await self.session.execute(select(*users.c).where(func.lower(users.c.username) == key))
         ).one_or_none()
@@ -78,16 +80,25 @@ class AuthService:
                 insert(login_failures).values(username=username, address=address)
             )
             # Housekeeping: rows older than the window limit nothing any more (anyone's).
-            await self.session.execute(delete(login_failures).where(login_failures.c.at <= window))
+            await self.session.execute(
+                delete(login_failures).where(login_failures.c.at <= self._window())
+            )
             await self.session.commit()
             raise NotAuthenticated(WRONG_CREDENTIALS)
+        # Only this address's failures: a guesser elsewhere stays slowed down.
         await self.session.execute(
-            delete(login_failures).where(func.lower(login_failures.c.username) == key)
+            delete(login_failures).where(
+                func.lower(login_failures.c.username) == key, login_failures.c.address == address
+            )
         )
         await self.session.commit()
         user = _user(row)
         issued = issue_token(
-            self.settings.jwt_secret, user.id, user.role, self.settings.token_ttl_s
+            self.settings.jwt_secret,
+            user.id,
+            user.role,
+            self.settings.token_ttl_s,
+            row.token_generation,
         )
         return issued, user
 
@@ -107,33 +118,37 @@ class AuthService:
     def _window(self) -> Any:
         return func.now() - func.make_interval(0, 0, 0, 0, 0, 0, self.settings.login_window_s)
 
-    def _too_many(self, what: str) -> TooManyRequests:
-        return TooManyRequests(
-            f"too many {what}; wait {self.settings.login_window_s // 60 or 1} min and try again",
-            retry_after_s=self.settings.login_window_s,
-        )
+    async def register(self, data: RegisterRequest, address: str) -> None:
+        """Create a client account if the user name is free — and answer the same either way.
 
-    async def register(self, data: RegisterRequest, address: str) -> CurrentUser:
+        Registration is not an oracle for which user names exist: a taken name gets the same
+        answer, after the same work (the password is hashed either way), and nothing changes.
+        Whoever registered learns the outcome only by signing in, which spends a registration
+        and a sign-in attempt of their address (both limited, portal.auth.throttle), and every
+        free name probed that way becomes a real, audited account. Deployments that must not
+        reveal even that turn self-registration off (PORTAL_ALLOW_REGISTRATION=false).
+        """
         if not self.settings.allow_registration:
             raise Forbidden("self-registration is turned off; ask an administrator for an account")
         # Each registration spends one of the address's attempts, like a failed sign-in, and is
         # counted before the (deliberately slow) password hash: anonymous requests cannot make
         # the portal hash without limit.
-        recent = await self.session.execute(
-            select(func.count())
-            .select_from(login_failures)
-            .where(login_failures.c.at > self._window(), login_failures.c.address == address)
-        )
-        if recent.scalar_one() >= self.settings.login_max_failures:
+        failures = await recent_failures(self.session, self.settings, address, REGISTRATION_ATTEMPT)
+        # No back-off here: a registration is not a failure, only a cost (one hash) to bound.
+        if (wait := wait_s(failures, self.settings, backoff=False)) is not None:
             await self.session.rollback()
-            raise self._too_many("sign-in attempts or registrations from this address")
+            raise TooManyRequests(
+                "too many sign-in attempts or registrations from this address; "
+                f"wait {wait} s and try again",
+                retry_after_s=wait,
+            )
         await self.session.execute(
             insert(login_failures).values(username=REGISTRATION_ATTEMPT, address=address)
         )
         await self.session.commit()
         password_hash = await asyncio.to_thread(hash_password, data.password)
         statement = (
-            insert(users)
+            pg_insert(users)
             .values(
                 username=data.username,
                 name=data.name,
@@ -142,13 +157,11 @@ class AuthService:
                 time_zone=data.time_zone,
                 password_hash=password_hash,
             )
+            .on_conflict_do_nothing()  # the name is taken: say nothing, change nothing
             .returning(*[users.c[f] for f in CurrentUser.__struct_fields__])
         )
-        try:
-            user = _user((await self.session.execute(statement)).one())
-        except IntegrityError:
-            await self.session.rollback()
-            raise Conflict(f"the username {data.username!r} is already taken") from None
-        await record(self.session, user, "register", "user", user.id, after=user)
+        row = (await self.session.execute(statement)).one_or_none()
+        if row is not None:
+            user = _user(row)
+            await record(self.session, user, "register", "user", user.id, after=user)
         await self.session.commit()
-        return user

@@ -26,6 +26,7 @@ class TokenClaims:
     jti: str
     expires_at: datetime
     issued_at: datetime
+    generation: int = 0  # the user's token_generation when issued (migrations/sql/0009)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,15 +35,19 @@ class IssuedToken:
     claims: TokenClaims
 
 
-def issue_token(secret: str, user_id: uuid.UUID, role: str, ttl_s: int) -> IssuedToken:
+def issue_token(
+    secret: str, user_id: uuid.UUID, role: str, ttl_s: int, generation: int = 0
+) -> IssuedToken:
     now = datetime.now(UTC).replace(microsecond=0)
-    claims = TokenClaims(user_id, role, uuid.uuid4().hex, now + timedelta(seconds=ttl_s), now)
+    expires_at = now + timedelta(seconds=ttl_s)
+    claims = TokenClaims(user_id, role, uuid.uuid4().hex, expires_at, now, generation)
     payload = {
         "sub": str(user_id),
         "role": role,
         "jti": claims.jti,
         "iat": int(now.timestamp()),
         "exp": int(claims.expires_at.timestamp()),
+        "gen": generation,
     }
     return IssuedToken(jwt.encode(payload, secret, algorithm=ALGORITHM), claims)
 
@@ -56,8 +61,10 @@ def decode_token(secret: str, token: str) -> TokenClaims | None:
             token, secret, algorithms=[ALGORITHM], options={"require": _REQUIRED_CLAIMS}
         )
         user_id = uuid.UUID(str(payload["sub"]))
-        role, jti = payload["role"], payload["jti"]
+        role, jti, generation = payload["role"], payload["jti"], payload.get("gen", 0)
         if not isinstance(role, str) or not isinstance(jti, str) or not 0 < len(jti) <= 64:
+            return None
+        if not isinstance(generation, int) or isinstance(generation, bool):
             return None
         return TokenClaims(
             user_id,
@@ -65,6 +72,7 @@ def decode_token(secret: str, token: str) -> TokenClaims | None:
             jti,
             datetime.fromtimestamp(int(payload["exp"]), UTC),
             datetime.fromtimestamp(int(payload["iat"]), UTC),
+            generation,
         )
     except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError):
         return None

@@ -34,7 +34,7 @@ Server side::
 * A handler's exception is logged; a browser message whose handler fails gets
   ``{"type": "error", "detail": ...}``, as does one of an unknown type.
 
-Socket: ``GET /ws`` — session cookie, ``Authorization: Bearer``, or ``?token=``; anonymous →
+Socket: ``GET /ws`` — session cookie or ``Authorization: Bearer`` (never in the URL); anonymous →
 closed with 4401, cookie from another origin → 4403. Server → browser (JSON objects)::
 
     {"type": "ready", "user_id", "role", "replica", "events": bool}   first, once

@@ -1,10 +1,11 @@
 """``GET /ws``: one WebSocket per browser tab (or API client).
 
-Authentication: ``Authorization: Bearer …``, else ``?token=…``, else the session cookie —
-the same tokens as the HTTP API. A socket without a valid token is accepted and closed at
-once with code 4401 (browsers cannot read an HTTP refusal; a close code they can). A
-cookie-authenticated socket must come from the portal's own origin (cookies ride along on
-cross-site handshakes, so this is the WebSocket's CSRF check): otherwise 4403.
+Authentication: ``Authorization: Bearer …`` (API clients), else the session cookie (browsers) —
+the same tokens as the HTTP API. Never a token in the URL: URLs end up in proxy access logs,
+browser history and Referer headers, so ``?token=…`` is ignored. A socket without a valid token
+is accepted and closed at once with code 4401 (browsers cannot read an HTTP refusal; a close
+code they can). A cookie-authenticated socket must come from the portal's own origin (cookies
+ride along on cross-site handshakes, so this is the WebSocket's CSRF check): otherwise 4403.
 
 After ``{"type": "ready", ...}`` the socket receives what handlers send it; it gets
 ``{"type": "ping"}`` after ``KEEPALIVE_S`` of silence, when its token is also re-checked
@@ -44,8 +45,6 @@ def _token(socket: Socket) -> tuple[str | None, bool]:
     authorization = socket.headers.get("authorization", "")
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip(), False
-    if query := socket.query_params.get("token"):
-        return query, False
     return session_cookie(socket.scope), True
 
 

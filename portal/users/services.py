@@ -24,7 +24,7 @@ from portal.users.schemas import UserCreate, UserOut, UserUpdate
 
 log = logging.getLogger("portal.users")
 
-USER_COLUMNS = [c for c in users.c if c.name != "password_hash"]
+USER_COLUMNS = [c for c in users.c if c.name not in ("password_hash", "token_generation")]
 
 
 def _email(value: str | None) -> str | None:
@@ -77,6 +77,8 @@ class UserService:
                 )
         if isinstance(data.password, str):
             changes["password_hash"] = await asyncio.to_thread(hash_password, data.password)
+            # Every token issued before this change stops working (portal.auth.authenticator).
+            changes["token_generation"] = users.c.token_generation + 1
         statement = (
             update(users)
             .where(users.c.id == user_id)

@@ -2,6 +2,10 @@
 
 Never `playwright install`: the browser is the system's chromium. Every test gets its own
 browser process and a fresh context (no shared cookies) and page.
+
+The pages run under a Content-Security-Policy without 'unsafe-eval' (portal.security_headers):
+give ``wait_for_function`` a function (``"() => …"``), which Playwright compiles once, not a bare
+expression, which it passes to eval() at every poll — the page's CSP refuses that.
 """
 
 from __future__ import annotations

@@ -30,6 +30,9 @@ def portal_environment(settings: PortalSettings, port: int) -> dict[str, str]:
         "PORTAL_HTTP_HOST": "127.0.0.1",
         "PORTAL_HTTP_PORT": str(port),
         "PORTAL_ALLOW_REGISTRATION": "true" if settings.allow_registration else "false",
+        "PORTAL_TRUSTED_PROXIES": ",".join(settings.trusted_proxies),
+        "PORTAL_LOGIN_BACKOFF_S": str(settings.login_backoff_s),
+        "PORTAL_LOGIN_ADDRESS_MAX_FAILURES": str(settings.login_address_max_failures),
     }
 
 

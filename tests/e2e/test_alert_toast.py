@@ -57,7 +57,7 @@ def test_a_reading_over_the_limit_shows_a_toast_and_bumps_the_bell(
         sign_in(page, live_portal, CLIENT, CLIENT_PASSWORD)
         page.goto(f"{live_portal.url}/dashboard")  # the client is watching their dashboard
         expect(page.get_by_test_id("bell-count")).to_be_hidden()
-        page.wait_for_function("window.emsRealtime && window.emsRealtime.connected")
+        page.wait_for_function("() => window.emsRealtime && window.emsRealtime.connected")
         page.evaluate("window.__sameDocument = true")
 
         now = datetime.now(UTC).replace(microsecond=0)

@@ -46,7 +46,7 @@ def refuse_dialogs(page: Page) -> None:
 
 
 def live(page: Page) -> None:
-    page.wait_for_function("window.emsRealtime && window.emsRealtime.connected")
+    page.wait_for_function("() => window.emsRealtime && window.emsRealtime.connected")
 
 
 def test_a_client_and_an_administrator_chat_live(

@@ -75,7 +75,7 @@ def signed_in(
 def open_live(page: Page, url: str) -> str:
     """Go to ``url`` and wait for its socket: the replica that serves it."""
     page.goto(url)
-    page.wait_for_function("window.__replicas.length > 0 && window.emsRealtime.connected")
+    page.wait_for_function("() => window.__replicas.length > 0 && window.emsRealtime.connected")
     return str(page.evaluate("window.__replicas.at(-1)"))
 
 
@@ -149,7 +149,7 @@ def test_alerts_and_chat_across_replicas_survive_the_loss_of_a_portal(
             client.clock.pause_at(client.evaluate("Date.now()") / 1000 + 1)  # seconds
             portal = child_pid(home, f"PORTAL_INSTANCE_ID={client_replica}")
             os.kill(portal, signal.SIGTERM)
-            client.wait_for_function("!window.emsRealtime.connected")
+            client.wait_for_function("() => !window.emsRealtime.connected")
             wait_for(
                 lambda: not Path(f"/proc/{portal}").exists(),
                 timeout=15,
@@ -160,7 +160,7 @@ def test_alerts_and_chat_across_replicas_survive_the_loss_of_a_portal(
 
             client.clock.resume()
             client.wait_for_function(
-                "window.__replicas.length === 2 && window.emsRealtime.connected"
+                "() => window.__replicas.length === 2 && window.emsRealtime.connected"
             )
             assert client.evaluate("window.__replicas") == [client_replica, admin_replica]
             send(admin, "And after you came back")

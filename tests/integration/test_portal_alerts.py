@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from litestar.testing import TestClient
 from portal.app import create_app
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
+from tests.helpers import Subscriber, wait_for
 
 HOUR = datetime(2025, 11, 25, 13, tzinfo=UTC)  # 14:00 in Paris
 
@@ -215,3 +217,35 @@ def test_cookie_sessions_need_the_csrf_token_and_the_pages_work(world: World) ->
     history = world.client.get("/alerts?show=acknowledged")
     assert history.status_code == 200
     assert history.text.count('class="alert-row') == 2
+
+
+def test_acknowledging_again_publishes_no_second_event_and_answers_the_same(
+    world: World,
+) -> None:
+    settings = world.settings
+    events = Subscriber(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        settings.mqtt_username,
+        settings.mqtt_password,
+        "ems/v1/events/alerts/#",
+    )
+    try:
+        first = world.ack("alice", "a_limit")
+        again = world.ack("alice", "a_limit")  # a second tab, a double click, a retry
+        by_admin = world.ack("root", "a_limit")
+        assert first.status_code == again.status_code == by_admin.status_code == 200
+        unchanging = ("status", "acknowledged_at", "acknowledged_by")
+        for later in (again, by_admin):
+            assert {k: later.json()[k] for k in unchanging} == {
+                k: first.json()[k] for k in unchanging
+            }
+        assert world.ack("bob", "b_limit").status_code == 200  # a marker after them
+
+        def alert_ids() -> list[str]:
+            return [json.loads(m.payload)["id"] for m in events.received()]
+
+        wait_for(lambda: str(world.ids["b_limit"]) in alert_ids(), timeout=10, what="bob's event")
+        assert alert_ids() == [str(world.ids["a_limit"]), str(world.ids["b_limit"])]
+    finally:
+        events.close()

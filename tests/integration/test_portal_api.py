@@ -114,7 +114,7 @@ ASSIGN_BOB = {"owner_id": "{bob}"}
 ACCESS: list[tuple[str, str, Any, tuple[int, int, int, int]]] = [
     ("GET", "/api/v1/me", None, (401, 200, 200, 200)),
     ("POST", "/api/v1/auth/logout", None, (401, 204, 204, 204)),
-    ("POST", "/api/v1/auth/register", NEW_USER, (201, 201, 201, 201)),
+    ("POST", "/api/v1/auth/register", NEW_USER, (202, 202, 202, 202)),
     ("GET", "/api/v1/users", None, (401, 403, 403, 200)),
     ("POST", "/api/v1/users", NEW_USER, (401, 403, 403, 201)),
     ("GET", "/api/v1/users/{alice}", None, (401, 403, 403, 200)),

@@ -12,8 +12,10 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 import pytest
 from jwt.warnings import InsecureKeyLengthWarning
@@ -21,6 +23,7 @@ from litestar.testing import TestClient
 
 from portal.app import create_app
 from portal.settings import PortalSettings
+from tests.e2e.live_portal import LivePortal
 
 
 @pytest.fixture
@@ -190,34 +193,114 @@ def test_cookie_writes_need_the_csrf_token_and_bearer_writes_do_not(
     assert api.status_code == 201, api.text
 
 
-def test_the_eleventh_rapid_wrong_password_is_refused_even_when_right(
-    client: TestClient[Any], portal_admin: tuple[str, str]
+@pytest.fixture
+def behind_proxy(portal_settings: PortalSettings) -> Iterator[TestClient[Any]]:
+    """A portal behind a trusted reverse proxy: the test client's peer name is "testclient",
+    so trusting it makes each request's X-Forwarded-For the caller's address. No back-off, so
+    the counted limits can be reached without waiting."""
+    settings = dataclasses.replace(
+        portal_settings, trusted_proxies=("testclient",), login_backoff_s=0
+    )
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def sign_in_from(client: TestClient[Any], address: str, username: str, password: str) -> Any:
+    return client.post(
+        "/api/v1/auth/login",
+        json={"username": username, "password": password},
+        headers={"X-Forwarded-For": address},
+    )
+
+
+GUESSER, OWNER = "203.0.113.7", "198.51.100.20"
+
+
+def test_a_guesser_is_refused_but_the_owner_signs_in_from_elsewhere(
+    behind_proxy: TestClient[Any], portal_admin: tuple[str, str]
 ) -> None:
     for _ in range(10):
-        assert sign_in(client, "root", "guess-again").status_code == 401
-    refused = sign_in(client, *portal_admin)
-    assert refused.status_code == 429
-    assert "too many failed sign-ins" in refused.json()["detail"]
-    assert int(refused.headers["Retry-After"]) > 0
+        assert sign_in_from(behind_proxy, GUESSER, "root", "guess-again").status_code == 401
+    refused = sign_in_from(behind_proxy, GUESSER, *portal_admin)
+    assert refused.status_code == 429  # even the right password, or guessing would go on
+    assert "too many failed sign-ins from this address" in refused.json()["detail"]
+    assert 0 < int(refused.headers["Retry-After"]) <= 300
+    assert sign_in_from(behind_proxy, OWNER, *portal_admin).status_code == 200
+    # The owner's success does not clear the guesser's failures.
+    assert sign_in_from(behind_proxy, GUESSER, *portal_admin).status_code == 429
+
+
+def test_the_limits_are_shared_by_every_replica(
+    portal_settings: PortalSettings, behind_proxy: TestClient[Any], portal_admin: tuple[str, str]
+) -> None:
+    for _ in range(10):
+        assert sign_in_from(behind_proxy, GUESSER, "root", "guess-again").status_code == 401
+    settings = dataclasses.replace(
+        portal_settings, instance_id="portal-2", trusted_proxies=("testclient",)
+    )
+    with TestClient(create_app(settings)) as replica:
+        assert sign_in_from(replica, GUESSER, *portal_admin).status_code == 429
+        assert sign_in_from(replica, OWNER, *portal_admin).status_code == 200
 
 
 def test_failures_from_one_address_are_limited_across_user_names(
-    client: TestClient[Any], portal_admin: tuple[str, str]
+    portal_settings: PortalSettings, portal_admin: tuple[str, str]
 ) -> None:
-    for i in range(10):
-        assert sign_in(client, f"someone-{i}", "guess").status_code == 401
-    assert sign_in(client, *portal_admin).status_code == 429
+    settings = dataclasses.replace(
+        portal_settings,
+        trusted_proxies=("testclient",),
+        login_backoff_s=0,
+        login_address_max_failures=12,
+    )
+    with TestClient(create_app(settings)) as client:
+        for i in range(12):
+            assert sign_in_from(client, GUESSER, f"someone-{i}", "guess").status_code == 401
+        assert sign_in_from(client, GUESSER, *portal_admin).status_code == 429
+        assert sign_in_from(client, OWNER, *portal_admin).status_code == 200
 
 
-def test_a_successful_sign_in_clears_the_users_failures(
-    client: TestClient[Any], portal_admin: tuple[str, str]
+def test_repeated_failures_back_off_for_that_address_only(
+    portal_settings: PortalSettings, portal_admin: tuple[str, str]
+) -> None:
+    settings = dataclasses.replace(
+        portal_settings, trusted_proxies=("testclient",), login_backoff_s=40
+    )
+    with TestClient(create_app(settings)) as client:
+        for _ in range(3):  # throttle.BACKOFF_AFTER free failures
+            assert sign_in_from(client, GUESSER, "root", "guess-again").status_code == 401
+        waiting = sign_in_from(client, GUESSER, *portal_admin)
+        assert waiting.status_code == 429
+        assert 0 < int(waiting.headers["Retry-After"]) <= 40
+        assert sign_in_from(client, OWNER, *portal_admin).status_code == 200
+
+
+def test_forwarded_for_from_an_untrusted_peer_does_not_change_the_address(
+    portal_settings: PortalSettings, portal_admin: tuple[str, str], tmp_path: Path
+) -> None:
+    """A real uvicorn, reached directly (no proxy configured): a client that invents a new
+    X-Forwarded-For for every guess is still one address to the limiter."""
+    settings = dataclasses.replace(portal_settings, login_address_max_failures=10)
+    with LivePortal(settings, tmp_path / "portal.log") as portal, httpx.Client() as http:
+        url = f"{portal.url}/api/v1/auth/login"
+
+        def spray(i: int) -> int:
+            guess = {"username": f"someone-{i}", "password": "guess"}
+            spoofed = {"X-Forwarded-For": f"192.0.2.{i + 1}"}
+            return http.post(url, json=guess, headers=spoofed).status_code
+
+        assert [spray(i) for i in range(10)] == [401] * 10
+        assert spray(10) == 429
+
+
+def test_a_successful_sign_in_clears_the_addresss_failures(
+    behind_proxy: TestClient[Any], portal_admin: tuple[str, str]
 ) -> None:
     for _ in range(5):
-        assert sign_in(client, "root", "guess-again").status_code == 401
-    assert sign_in(client, *portal_admin).status_code == 200
-    for _ in range(4):
-        assert sign_in(client, "root", "guess-again").status_code == 401
-    assert sign_in(client, *portal_admin).status_code == 200
+        assert sign_in_from(behind_proxy, OWNER, "root", "guess-again").status_code == 401
+    assert sign_in_from(behind_proxy, OWNER, *portal_admin).status_code == 200
+    for _ in range(9):
+        assert sign_in_from(behind_proxy, OWNER, "root", "guess-again").status_code == 401
+    assert sign_in_from(behind_proxy, OWNER, *portal_admin).status_code == 200
 
 
 def test_clients_can_register_and_sign_in(client: TestClient[Any]) -> None:
@@ -225,19 +308,35 @@ def test_clients_can_register_and_sign_in(client: TestClient[Any]) -> None:
         "/api/v1/auth/register",
         json={"username": "newbie", "password": "newbie-password", "time_zone": "Asia/Tokyo"},
     )
-    assert response.status_code == 201, response.text
-    assert response.json()["role"] == "client"
-    again = client.post(
-        "/api/v1/auth/register", json={"username": "NEWBIE", "password": "another-password"}
-    )
-    assert again.status_code == 409
+    assert response.status_code == 202, response.text
     signed_in = sign_in(client, "newbie", "newbie-password")
     assert signed_in.json()["user"]["time_zone"] == "Asia/Tokyo"
+    assert signed_in.json()["user"]["role"] == "client"
     sneaky = client.post(
         "/api/v1/auth/register",
         json={"username": "sneaky", "password": "sneaky-password", "role": "admin"},
     )
     assert sneaky.status_code == 400
+
+
+def test_registration_does_not_reveal_which_user_names_exist(
+    client: TestClient[Any], portal_admin: tuple[str, str]
+) -> None:
+    fresh = client.post(
+        "/api/v1/auth/register", json={"username": "newbie", "password": "newbie-password"}
+    )
+    answers = [
+        client.post("/api/v1/auth/register", json={"username": name, "password": "taken-pw-1"})
+        for name in ("NEWBIE", "root")  # a client's name (any case), the administrator's
+    ]
+    for taken in answers:
+        assert (taken.status_code, taken.json()) == (fresh.status_code, fresh.json())
+    assert fresh.status_code == 202
+    assert "sign in" in fresh.json()["detail"]
+    # Nothing changed for the existing accounts.
+    assert sign_in(client, "newbie", "taken-pw-1").status_code == 401
+    assert sign_in(client, "newbie", "newbie-password").status_code == 200
+    assert sign_in(client, *portal_admin).json()["user"]["role"] == "admin"
 
 
 def test_registrations_spend_the_addresss_attempts(client: TestClient[Any]) -> None:
@@ -246,7 +345,7 @@ def test_registrations_spend_the_addresss_attempts(client: TestClient[Any]) -> N
         response = client.post(
             "/api/v1/auth/register", json={"username": f"new{n}", "password": "new-password-1"}
         )
-        assert response.status_code == 201, response.text
+        assert response.status_code == 202, response.text
     refused = client.post(
         "/api/v1/auth/register", json={"username": "new10", "password": "new-password-1"}
     )
@@ -263,3 +362,57 @@ def test_registration_can_be_turned_off(portal_settings: PortalSettings) -> None
         )
         assert response.status_code == 403
         assert "turned off" in response.json()["detail"]
+
+
+def test_a_password_reset_ends_every_earlier_session_of_that_user_on_every_replica(
+    portal_settings: PortalSettings, client: TestClient[Any], portal_admin: tuple[str, str]
+) -> None:
+    admin = sign_in(client, *portal_admin).json()["access_token"]
+    client.cookies.clear()
+    created = client.post(
+        "/api/v1/users",
+        json={"username": "carol", "password": "carol-password"},
+        headers=bearer(admin),
+    )
+    assert created.status_code == 201, created.text
+    laptop = sign_in(client, "carol", "carol-password").json()["access_token"]
+    phone = sign_in(client, "carol", "carol-password").json()["access_token"]
+    client.cookies.clear()
+    other = create_app(dataclasses.replace(portal_settings, instance_id="portal-2"))
+    with TestClient(other) as replica:
+        assert replica.get("/api/v1/me", headers=bearer(phone)).status_code == 200
+        reset = client.patch(
+            f"/api/v1/users/{created.json()['id']}",
+            json={"password": "carol-new-password"},
+            headers=bearer(admin),
+        )
+        assert reset.status_code == 200, reset.text
+        assert client.get("/api/v1/me", headers=bearer(laptop)).status_code == 401
+        deadline = time.monotonic() + 5
+        while replica.get("/api/v1/me", headers=bearer(phone)).status_code != 401:
+            assert time.monotonic() < deadline, "the other replica still accepts the old session"
+    fresh = sign_in(client, "carol", "carol-new-password").json()["access_token"]
+    assert client.get("/api/v1/me", headers=bearer(fresh)).json()["username"] == "carol"
+    assert client.get("/api/v1/me", headers=bearer(admin)).status_code == 200  # not the admin's
+
+
+def test_an_administrators_own_password_change_and_a_cli_reset_end_their_sessions(
+    portal_settings: PortalSettings, client: TestClient[Any], portal_admin: tuple[str, str]
+) -> None:
+    from ems.admin import ensure_admin
+
+    body = sign_in(client, *portal_admin).json()
+    client.cookies.clear()
+    token, admin_id = body["access_token"], body["user"]["id"]
+    changed = client.patch(
+        f"/api/v1/users/{admin_id}", json={"password": "root-password-2"}, headers=bearer(token)
+    )
+    assert changed.status_code == 200, changed.text
+    assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401
+
+    token = sign_in(client, "root", "root-password-2").json()["access_token"]
+    client.cookies.clear()
+    ensure_admin(portal_settings.database_url, "root", "root-password-3", reset=True)
+    deadline = time.monotonic() + 5  # the authenticator's cache lives at most auth_cache_ttl_s
+    while client.get("/api/v1/me", headers=bearer(token)).status_code != 401:
+        assert time.monotonic() < deadline, "the session survived `ems admin create --reset`"

@@ -162,6 +162,15 @@ def test_a_client_sees_only_their_page_and_is_sent_home_from_admin_pages(
     assert signed_out.headers["location"] == "/login"
     assert browser.get("/devices").status_code == 303
 
+    # The name is taken now: the page says so only after trying to sign in with it.
+    again = browser.get("/register")
+    taken = browser.post(
+        "/register",
+        data={"csrf_token": csrf_of(again.text), "username": "frank", "password": "other-pw-12"},
+    )
+    assert taken.status_code == 400
+    assert "that user name is not available" in taken.text
+
 
 def test_missing_pages_and_unknown_devices_render_an_error_page(
     browser: TestClient[Any], portal_admin: tuple[str, str]

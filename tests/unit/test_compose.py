@@ -40,7 +40,6 @@ ONE_SHOTS = {"migrate", "broker-init"}
 # Variables a service reads that are not its own settings, and why.
 FOREIGN_ENV = {
     "PGPASSWORD": "libpq: the database password, kept out of the DSN",
-    "FORWARDED_ALLOW_IPS": "uvicorn: trust X-Forwarded-* from nginx",
 }
 
 
@@ -498,3 +497,32 @@ def test_the_deployment_guide_documents_every_variable(raw: dict[str, Any]) -> N
     interpolated = set(re.findall(r"(?<!\$)\$\{(\w+)", json.dumps(raw)))
     missing = (read | interpolated) - documented
     assert not missing, f"docs/deployment.md does not document {sorted(missing)}"
+
+
+def test_portals_trust_forwarded_headers_from_the_proxy_alone(
+    raw: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    import ipaddress
+
+    proxy_networks = services["proxy"]["networks"]
+    assert list(proxy_networks) == ["edge"], "nginx is on the edge network only"
+    proxy_address = ipaddress.ip_address(proxy_networks["edge"]["ipv4_address"])
+    edge = interpolate(raw, SECRETS)["networks"]["edge"]
+    assert proxy_address in ipaddress.ip_network(edge["ipam"]["config"][0]["subnet"])
+    for name, svc in named(services, "portal").items():
+        assert "edge" in svc["networks"], f"nginx cannot reach {name}"
+        settings = load_portal_settings(env_of(svc))
+        assert settings.trusted_proxies == (str(proxy_address),), name
+        assert settings.cookie_secure, f"{name}: session cookies are Secure by default"
+
+
+def test_ems_up_portals_trust_their_nginx_and_a_lone_portal_trusts_nobody() -> None:
+    def trusted(host: str, replicas: int) -> tuple[str, ...]:
+        cfg = StackConfig(Path("/x"), host, 1, 2, 3, 4, replicas=replicas)
+        env = portal_env(cfg, 1, 5, "postgresql://ems@db/ems", _secrets())
+        return load_portal_settings({**env, "PORTAL_JWT_SECRET": "j" * 32}).trusted_proxies
+
+    assert trusted("127.0.0.1", 1) == ()
+    assert trusted("127.0.0.1", 2) == ("127.0.0.1",)
+    assert trusted("0.0.0.0", 2) == ("127.0.0.1",)  # noqa: S104 - nginx connects over loopback
+    assert trusted("192.0.2.10", 3) == ("192.0.2.10",)
