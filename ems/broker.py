@@ -10,12 +10,14 @@ import secrets
 import shutil
 import signal
 import subprocess
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 from typing import Any
 
 from ems.procs import RunAs, StackError, ensure_port_free, port_open, stop_process, wait_until
+from portal.broker_admin import meter_role
 
 BROKER_DIR = Path(__file__).resolve().parent.parent / "broker"
 DYNSEC_PLUGIN_CANDIDATES = (
@@ -113,6 +115,35 @@ def sync_service_roles(doc: dict[str, Any]) -> bool:
     return changed
 
 
+def pin_meter_client_ids(doc: dict[str, Any]) -> bool:
+    """Bind every meter account in an existing dynamic-security document to its own client id
+    (its username, the device id). True if anything changed.
+
+    Meters provisioned by earlier releases have no ``clientid``, so they may connect under any
+    client id — the hub's, the portal's or another meter's — and take over that session. A
+    meter is a client whose role is its own ``meter-<username>`` role (portal/broker_admin.py).
+    Only while the broker is stopped: a running Mosquitto rewrites the file."""
+    changed = False
+    for client in doc.get("clients", []):
+        username = str(client.get("username", ""))
+        try:
+            role = meter_role(uuid.UUID(username))
+        except ValueError:
+            continue  # not a device id: a service account
+        roles = {r.get("rolename") for r in client.get("roles", [])}
+        if role in roles and client.get("clientid") != username:
+            client["clientid"] = username
+            changed = True
+    return changed
+
+
+def upgrade_document(doc: dict[str, Any]) -> bool:
+    """Bring an earlier release's dynamic-security document up to this release: the service
+    roles' ACLs, meters pinned to their client ids. True if the file needs writing."""
+    roles_changed = sync_service_roles(doc)
+    return pin_meter_client_ids(doc) or roles_changed
+
+
 def write_private_json(path: Path, doc: dict[str, Any]) -> None:
     """Atomically, readable by its owner only (the file holds password hashes)."""
     tmp = path.with_suffix(".tmp")
@@ -196,9 +227,9 @@ class MosquittoServer:
             write_private_json(
                 self.dynsec_path, dynsec_document(self.hub_password, self.portal_password)
             )
-        else:  # an earlier release's file: bring the service accounts' ACLs up to date
+        else:  # an earlier release's file: bring it up to date while the broker is stopped
             doc = json.loads(self.dynsec_path.read_text())
-            if sync_service_roles(doc):
+            if upgrade_document(doc):
                 write_private_json(self.dynsec_path, doc)
         self.dynsec_path.chmod(0o600)
         self.log_path.touch()

@@ -95,7 +95,7 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 def cmd_broker_config(args: argparse.Namespace) -> int:
     """Print (or write) the Mosquitto configuration; with --bootstrap, also write the initial
     dynamic-security file — only if there is none, since Mosquitto owns it after the first start."""
-    from ems.broker import dynsec_document, render_config, sync_service_roles, write_private_json
+    from ems.broker import dynsec_document, render_config, upgrade_document, write_private_json
     from ems.procs import StackError
 
     tls = None
@@ -132,12 +132,13 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
     if args.bootstrap:
         dynsec = Path(args.dynsec_file)
         if dynsec.exists():
-            # The broker is stopped here (broker-init runs before it): only the service roles
-            # are brought up to date; clients, passwords and meters' roles stay as they are.
+            # The broker is stopped here (broker-init runs before it): the service roles are
+            # brought up to date and meters pinned to their client ids; passwords and meters'
+            # roles stay as they are.
             doc = json.loads(dynsec.read_text())
-            if sync_service_roles(doc):
+            if upgrade_document(doc):
                 write_private_json(dynsec, doc)
-                print(f"ems broker-config: updated the service roles in {dynsec}", file=sys.stderr)
+                print(f"ems broker-config: brought {dynsec} up to date", file=sys.stderr)
             else:
                 print(f"ems broker-config: kept {dynsec} (up to date)", file=sys.stderr)
             return 0

@@ -7,11 +7,18 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 
-from ems.broker import dynsec_document, hash_password, render_config, sync_service_roles
+from ems.broker import (
+    dynsec_document,
+    hash_password,
+    render_config,
+    sync_service_roles,
+    upgrade_document,
+)
 from ems.config import StackConfig, load_or_create_secrets
 from ems.procs import RunAs
 from hub.settings import SettingsError as HubSettingsError
@@ -105,6 +112,22 @@ def test_an_older_dynsec_file_gets_this_releases_service_roles_and_keeps_the_res
     assert next(r for r in doc["roles"] if r["rolename"] == "portal")["acls"] == current
     assert meter in doc["roles"] and doc["clients"] == clients
     assert sync_service_roles(doc) is False  # up to date: nothing to write
+
+
+def test_an_older_dynsec_file_gets_its_meters_pinned_to_their_device_ids() -> None:
+    doc = dynsec_document("hub-pw", "portal-pw")
+    meter, stranger = str(uuid.uuid4()), str(uuid.uuid4())
+    doc["clients"] += [
+        {"username": meter, "roles": [{"rolename": f"meter-{meter}"}]},  # as releases before
+        {"username": stranger, "roles": [{"rolename": "hub"}]},  # a uuid, but not a meter
+    ]
+    services = json.loads(json.dumps(doc["clients"][:2]))
+    assert upgrade_document(doc) is True
+    by_name = {c["username"]: c for c in doc["clients"]}
+    assert by_name[meter]["clientid"] == meter
+    assert "clientid" not in by_name[stranger]
+    assert doc["clients"][:2] == services
+    assert upgrade_document(doc) is False  # up to date: nothing to write
 
 
 def test_rendered_broker_config_allows_no_anonymous_clients(tmp_path: Path) -> None:
