@@ -26,6 +26,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -103,6 +104,41 @@ class CommitClock:
         self.conn.close()
 
 
+DRAIN_CLIENT_ID = "bench-drain"
+
+
+def drain_command(broker: Any) -> list[str]:
+    """mosquitto_sub on the readings, QoS 1, with a persistent session (-c) that queues the
+    stream while it is away."""
+    return [
+        "mosquitto_sub",
+        "-h",
+        broker.host,
+        "-p",
+        str(broker.port),
+        "-u",
+        broker.hub_user,
+        "-P",
+        broker.hub_password,
+        "-q",
+        "1",
+        "-c",
+        "-i",
+        DRAIN_CLIENT_ID,
+        "-t",
+        "ems/v1/meters/+/readings",
+    ]
+
+
+def end_drain_session(broker: Any) -> None:
+    """Discard the drain's persistent session: connecting under its client id with a clean
+    session (no -c) makes the broker drop the old session, subscription and queue included,
+    and the clean session itself ends at disconnect. Otherwise the broker keeps queueing every
+    reading of the hub's run for a subscriber that never returns."""
+    clean = [arg for arg in drain_command(broker) if arg != "-c"]
+    subprocess.run([*clean, "-E"], check=True, stdout=subprocess.DEVNULL)
+
+
 def metric(port: int, name: str) -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     for line in text.splitlines():
@@ -131,34 +167,15 @@ def main() -> None:
         messages = stream(devices, args.readings, start)
 
         # --- 1. mosquitto_sub draining the stream -----------------------------------------
-        base = [
-            "mosquitto_sub",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-u",
-            broker.hub_user,
-            "-P",
-            broker.hub_password,
-            "-q",
-            "1",
-            "-c",
-            "-i",
-            "bench-drain",
-            "-t",
-            "ems/v1/meters/+/readings",
-        ]
-        subprocess.run([*base, "-E"], check=True)  # create the persistent session, then leave
+        drain = drain_command(broker)
+        subprocess.run([*drain, "-E"], check=True)  # create the persistent session, then leave
         gw = Gateway(broker, gw_user, gw_pw)
         gw.publish_many(messages)
         gw.flush(300)
         t = time.perf_counter()
-        subprocess.run([*base, "-C", str(len(messages))], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*drain, "-C", str(len(messages))], check=True, stdout=subprocess.DEVNULL)
         drain_rate = len(messages) / (time.perf_counter() - t)
-        # Drop the drain session's subscription so the hub's run gets the broker to itself.
-        unsub = [*base[:-2], "-t", "none/x", "-E"]
-        subprocess.run(unsub, check=False, stdout=subprocess.DEVNULL)
+        end_drain_session(broker)  # so that the hub's run gets the broker to itself
         print(f"mosquitto_sub drain: {drain_rate:,.0f} msg/s")
 
         # --- 2. the hub draining the same stream -----------------------------------------------
