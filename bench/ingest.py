@@ -35,6 +35,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import peak_rss_mb, percentile, reap_at_exit, services
+from ems.broker import HUB_USER, hub_user
 from ems.procs import free_port
 from hub.protocol import Reading, encode_reading, readings_topic
 from tests.hubkit import (
@@ -104,7 +105,9 @@ class CommitClock:
         self.conn.close()
 
 
-DRAIN_CLIENT_ID = "bench-drain"
+# The drain reads the readings as a hub would: a hub replica's account of its own (the hub
+# under test runs as ems-hub-1), under the client id pinned to that account.
+DRAIN_USER = hub_user(2)
 
 
 def drain_command(broker: Any) -> list[str]:
@@ -117,14 +120,14 @@ def drain_command(broker: Any) -> list[str]:
         "-p",
         str(broker.port),
         "-u",
-        broker.hub_user,
+        DRAIN_USER,
         "-P",
         broker.hub_password,
         "-q",
         "1",
         "-c",
         "-i",
-        DRAIN_CLIENT_ID,
+        DRAIN_USER,
         "-t",
         "ems/v1/meters/+/readings",
     ]
@@ -180,7 +183,7 @@ def main() -> None:
 
         # --- 2. the hub draining the same stream -----------------------------------------------
         log = svc.base / "hub.log"
-        hub = reap_at_exit(hub_process(svc.dsn, broker, "bench-hub", log))
+        hub = reap_at_exit(hub_process(svc.dsn, broker, HUB_USER, log, HUB_MQTT_USERNAME=HUB_USER))
         deadline = time.monotonic() + 30
         while "connected to" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -190,7 +193,14 @@ def main() -> None:
         gw.flush(300)
         http_port = free_port()
         hub = reap_at_exit(
-            hub_process(svc.dsn, broker, "bench-hub", log, HUB_HTTP_PORT=str(http_port))
+            hub_process(
+                svc.dsn,
+                broker,
+                HUB_USER,
+                log,
+                HUB_HTTP_PORT=str(http_port),
+                HUB_MQTT_USERNAME=HUB_USER,
+            )
         )
         # Progress from the hub's own counter of committed readings (a count(*) of the table
         # every 50 ms would itself load PostgreSQL); the table is counted once at the end.
@@ -226,8 +236,10 @@ def main() -> None:
         commits = CommitClock(svc.dsn)
         live: dict[int, float] = {}
         lock = threading.Lock()
-        sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        sub.username_pw_set(broker.portal_user, broker.portal_password)
+        sub = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=broker.admin_user, protocol=mqtt.MQTTv5
+        )
+        sub.username_pw_set(broker.admin_user, broker.portal_password)
         subscribed = threading.Event()
 
         def on_message(_c, _u, msg) -> None:

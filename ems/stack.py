@@ -121,6 +121,8 @@ class Stack:
             secrets["hub_mqtt_password"],
             secrets["portal_mqtt_password"],
             run_as,
+            hubs=cfg.replicas,
+            portals=cfg.replicas,
         )
         self.mqtt.start()
 

@@ -48,14 +48,22 @@ class BrokerAdmin:
     """An open connection to the broker as the portal's dynamic-security administrator."""
 
     def __init__(
-        self, host: str, port: int, username: str, password: str, *, timeout: float = 10.0
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 10.0,
+        client_id: str | None = None,
     ) -> None:
+        # The broker accepts an account only under the client id pinned to it: its username.
         self._client = aiomqtt.Client(
             hostname=host,
             port=port,
             username=username,
             password=password,
-            identifier=f"ems-dynsec-{uuid.uuid4().hex[:12]}",
+            identifier=client_id if client_id is not None else username,
         )
         self._timeout = timeout
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}

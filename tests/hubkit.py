@@ -51,8 +51,9 @@ def create_gateway(broker: Any, password: str = "gateway-password") -> tuple[str
     """A test-only client allowed to publish readings for any meter (and nothing else)."""
 
     async def go() -> None:
+        # The operator tools' account: a running portal holds the client id of its own.
         async with BrokerAdmin(
-            broker.host, broker.port, broker.portal_user, broker.portal_password
+            broker.host, broker.port, broker.admin_user, broker.portal_password
         ) as admin:
             await admin.command(
                 command="createRole",

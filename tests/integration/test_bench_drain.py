@@ -10,7 +10,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.ingest import DRAIN_CLIENT_ID, drain_command, end_drain_session
+from bench.ingest import DRAIN_USER, drain_command, end_drain_session
 from tests.conftest import BrokerInfo
 
 
@@ -24,7 +24,7 @@ def _session_present(broker: BrokerInfo, client_id: str) -> bool:
         protocol=mqtt.MQTTv311,
         clean_session=False,
     )
-    client.username_pw_set(broker.hub_user, broker.hub_password)
+    client.username_pw_set(client_id, broker.hub_password)  # the account pinned to this id
 
     def on_connect(_c: Any, _u: Any, f: Any, rc: Any, _p: Any) -> None:
         assert not rc.is_failure, rc
@@ -45,4 +45,4 @@ def _session_present(broker: BrokerInfo, client_id: str) -> bool:
 def test_the_drain_session_is_gone_after_the_drain(broker: BrokerInfo) -> None:
     subprocess.run([*drain_command(broker), "-E"], check=True, stdout=subprocess.DEVNULL)
     end_drain_session(broker)
-    assert _session_present(broker, DRAIN_CLIENT_ID) is False
+    assert _session_present(broker, DRAIN_USER) is False

@@ -15,10 +15,11 @@ from datetime import UTC, datetime, timedelta
 
 from litestar.testing import TestClient
 
+from ems.broker import ADMIN_USER, HUB_USER, PORTAL_USER, hub_user
 from hub.protocol import Reading, encode_reading, readings_topic
 from portal.app import create_app
 from portal.broker_admin import BrokerAdmin, meter_acls, meter_role, new_meter_password
-from portal.settings import PortalSettings
+from portal.settings import PortalSettings, events_username
 from tests.conftest import BrokerInfo
 from tests.helpers import mqtt_connect_result, publish_as, wait_for
 from tests.hubkit import add_devices, count, start_hub
@@ -63,7 +64,8 @@ def test_meter_cannot_take_the_hubs_client_id_while_the_hub_stores_every_reading
 ) -> None:
     intruder, honest = add_devices(database_url, 2)
     passwords = _create_meters(broker, [intruder, honest])
-    hub = start_hub(database_url, broker, client_id="ems-hub-1")
+    # The hub as production runs it: its pinned account and client id.
+    hub = start_hub(database_url, broker, mqtt_username=HUB_USER, client_id=HUB_USER)
     try:
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=1)
         for i in range(20):
@@ -112,14 +114,15 @@ def test_meter_cannot_take_the_portals_client_ids(
 ) -> None:
     meter = uuid.uuid4()
     password = _create_meters(broker, [meter])[meter]
-    setup = _client_ids_of(broker, broker.portal_user)  # this test's own admin connection
+    accounts = (portal_settings.mqtt_username, events_username(portal_settings.mqtt_username))
     with TestClient(create_app(portal_settings)) as portal:
         # The portal's connections (dynamic-security admin, live events) as the broker saw them.
         def portal_connections() -> set[str] | None:
-            ids = _client_ids_of(broker, broker.portal_user) - setup
+            ids = set().union(*(_client_ids_of(broker, a) for a in accounts))
             return ids if len(ids) == 2 else None
 
         portal_ids = wait_for(portal_connections, what="the portal's two connections")
+        assert portal_ids == set(accounts)  # each under the id pinned to its account
         for client_id in portal_ids:
             _assert_refused(broker, str(meter), password, client_id)
         assert _refusals_logged(broker) == len(portal_ids)
@@ -169,3 +172,17 @@ def test_provisioning_an_existing_unpinned_meter_again_pins_it(broker: BrokerInf
     _create_unpinned_meter(broker, meter, new_meter_password())
     password = _create_meters(broker, [meter])[meter]  # the portal's path: "already exists"
     _assert_refused(broker, str(meter), password, "ems-hub-1")
+
+
+def test_service_accounts_cannot_take_each_others_client_ids(broker: BrokerInfo) -> None:
+    for username, password, client_id in (
+        (hub_user(2), broker.hub_password, HUB_USER),  # one hub replica another's session
+        (PORTAL_USER, broker.portal_password, HUB_USER),
+        (ADMIN_USER, broker.portal_password, PORTAL_USER),
+        (HUB_USER, broker.hub_password, f"ems-hub-1-{uuid.uuid4().hex[:4]}"),  # nor any other
+    ):
+        _assert_refused(broker, username, password, client_id)
+    own = mqtt_connect_result(
+        broker.host, broker.port, HUB_USER, broker.hub_password, client_id=HUB_USER
+    )
+    assert not isinstance(own, str) and not own.is_failure

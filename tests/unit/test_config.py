@@ -96,8 +96,24 @@ def test_dynsec_bootstrap_is_closed_by_default() -> None:
     doc = dynsec_document("hub-pw", "portal-pw")
     assert doc["defaultACLAccess"]["publishClientSend"] is False
     assert doc["defaultACLAccess"]["subscribe"] is False
-    assert {c["username"] for c in doc["clients"]} == {"ems-hub", "ems-portal"}
+    assert {c["username"] for c in doc["clients"]} == {
+        "ems-hub-1",
+        "ems-portal-1",
+        "ems-portal-1-events",
+        "ems-admin",
+        "ems-healthcheck",
+    }
     assert all("hub-pw" not in str(c) and "portal-pw" not in str(c) for c in doc["clients"])
+
+
+def test_every_service_account_is_pinned_to_the_client_id_of_its_name() -> None:
+    doc = dynsec_document("hub-pw", "portal-pw", hubs=3, portals=2)
+    names = [c["username"] for c in doc["clients"]]
+    assert {"ems-hub-1", "ems-hub-2", "ems-hub-3", "ems-portal-2", "ems-portal-2-events"} <= set(
+        names
+    )
+    assert len(names) == len(set(names))
+    assert all(c["clientid"] == c["username"] for c in doc["clients"])
 
 
 def test_an_older_dynsec_file_gets_this_releases_service_roles_and_keeps_the_rest() -> None:
@@ -114,20 +130,21 @@ def test_an_older_dynsec_file_gets_this_releases_service_roles_and_keeps_the_res
     assert sync_service_roles(doc) is False  # up to date: nothing to write
 
 
-def test_an_older_dynsec_file_gets_its_meters_pinned_to_their_device_ids() -> None:
+def test_an_older_dynsec_file_gets_replica_accounts_and_every_account_pinned() -> None:
+    hash_of_old = hash_password("old-hub-pw")
+    meter = str(uuid.uuid4())
     doc = dynsec_document("hub-pw", "portal-pw")
-    meter, stranger = str(uuid.uuid4()), str(uuid.uuid4())
-    doc["clients"] += [
-        {"username": meter, "roles": [{"rolename": f"meter-{meter}"}]},  # as releases before
-        {"username": stranger, "roles": [{"rolename": "hub"}]},  # a uuid, but not a meter
+    doc["clients"] = [  # as releases before the pin wrote it: shared accounts, unpinned meters
+        {"username": "ems-hub", "roles": [{"rolename": "hub"}], **hash_of_old},
+        {"username": "ems-portal", "roles": [{"rolename": "portal"}]},
+        {"username": meter, "roles": [{"rolename": f"meter-{meter}"}]},
     ]
-    services = json.loads(json.dumps(doc["clients"][:2]))
-    assert upgrade_document(doc) is True
+    assert upgrade_document(doc, "hub-pw", "portal-pw", hubs=2, portals=1) is True
     by_name = {c["username"]: c for c in doc["clients"]}
-    assert by_name[meter]["clientid"] == meter
-    assert "clientid" not in by_name[stranger]
-    assert doc["clients"][:2] == services
-    assert upgrade_document(doc) is False  # up to date: nothing to write
+    assert all(c["clientid"] == name for name, c in by_name.items())
+    assert {"ems-hub-1", "ems-hub-2", "ems-portal-1", "ems-portal-1-events"} <= set(by_name)
+    assert by_name["ems-hub"]["password"] == hash_of_old["password"]  # kept as it was
+    assert upgrade_document(doc, "hub-pw", "portal-pw", hubs=2, portals=1) is False
 
 
 def test_rendered_broker_config_allows_no_anonymous_clients(tmp_path: Path) -> None:
