@@ -96,7 +96,9 @@ class BrokerInfo:
     accounts with the hub's and the portal's roles but no pinned client id, so that a test may
     open several connections at once under ids of its choosing: ``hub_user`` and
     ``portal_user``. What runs as production runs — the portal of ``portal_settings``, the
-    client-id tests — uses the pinned accounts."""
+    client-id tests — uses the pinned accounts. Restarting the broker pins the test-only
+    accounts too (it pins every account it finds), so tests that restart it connect under
+    the production accounts."""
 
     def __init__(self, server: MosquittoServer) -> None:
         self.server = server

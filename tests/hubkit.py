@@ -75,6 +75,7 @@ def create_gateway(broker: Any, password: str = "gateway-password") -> tuple[str
                 command="createClient",
                 username=GATEWAY_USER,
                 password=password,
+                clientid=GATEWAY_USER,  # pinned like every account the broker starts with
                 roles=[{"rolename": "test-gateway"}],
             )
 
@@ -88,7 +89,7 @@ class Gateway:
     def __init__(self, broker: Any, username: str, password: str) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"gw-{uuid.uuid4().hex[:8]}",
+            client_id=username,  # the id pinned to the account (create_gateway)
             protocol=mqtt.MQTTv5,
         )
         self.client.username_pw_set(username, password)
