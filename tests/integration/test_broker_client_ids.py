@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
+import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import yaml
 from litestar.testing import TestClient
 
 from ems.broker import ADMIN_USER, HUB_USER, PORTAL_USER, hub_user
@@ -186,3 +190,14 @@ def test_service_accounts_cannot_take_each_others_client_ids(broker: BrokerInfo)
         broker.host, broker.port, HUB_USER, broker.hub_password, client_id=HUB_USER
     )
     assert not isinstance(own, str) and not own.is_failure
+
+
+def test_the_compose_health_check_logs_in_under_its_own_pinned_account(
+    broker: BrokerInfo,
+) -> None:
+    compose = yaml.safe_load((Path(__file__).resolve().parents[2] / "compose.yaml").read_text())
+    argv = shlex.split(compose["services"]["broker"]["healthcheck"]["test"][1])
+    argv[argv.index("-h") + 1], argv[argv.index("-p") + 1] = broker.host, str(broker.port)
+    argv[argv.index("-P") + 1] = broker.hub_password  # $EMS_HUB_MQTT_PASSWORD in the container
+    assert subprocess.run(argv, capture_output=True, timeout=10).returncode == 0
+    assert _refusals_logged(broker) == 0

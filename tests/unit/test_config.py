@@ -19,6 +19,7 @@ from ems.broker import (
     sync_service_roles,
     upgrade_document,
 )
+from ems.cli import build_parser
 from ems.config import StackConfig, load_or_create_secrets
 from ems.procs import RunAs
 from hub.settings import SettingsError as HubSettingsError
@@ -28,7 +29,7 @@ from portal.settings import load_settings as load_portal
 
 HUB_ENV = {
     "HUB_DATABASE_URL": "postgresql://ems:pw@127.0.0.1:5432/ems",
-    "HUB_MQTT_USERNAME": "ems-hub",
+    "HUB_MQTT_USERNAME": "ems-hub-2",
     "HUB_MQTT_PASSWORD": "a-real-secret",
 }
 PORTAL_ENV = {
@@ -51,6 +52,32 @@ def test_hub_refuses_a_placeholder_secret_and_a_bad_number() -> None:
         load_hub({**HUB_ENV, "HUB_MQTT_PASSWORD": "changeme"})
     with pytest.raises(HubSettingsError, match="HUB_BATCH_SIZE"):
         load_hub({**HUB_ENV, "HUB_BATCH_SIZE": "many"})
+
+
+def test_hub_client_id_defaults_to_its_account_the_id_the_broker_pins_to_it() -> None:
+    assert load_hub(HUB_ENV).client_id == "ems-hub-2"
+    assert load_hub({**HUB_ENV, "HUB_CLIENT_ID": "ems-hub-7"}).client_id == "ems-hub-7"
+
+
+def test_broker_config_bootstrap_brings_an_earlier_file_up_to_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dynsec = tmp_path / "dynamic-security.json"
+    meter = str(uuid.uuid4())
+    old = dynsec_document("hub-pw", "portal-pw")
+    old["clients"] = [
+        {"username": "ems-hub", "roles": [{"rolename": "hub"}]},
+        {"username": meter, "roles": [{"rolename": f"meter-{meter}"}]},
+    ]
+    dynsec.write_text(json.dumps(old))
+    monkeypatch.setenv("EMS_HUB_MQTT_PASSWORD", "hub-pw")
+    monkeypatch.setenv("EMS_PORTAL_MQTT_PASSWORD", "portal-pw")
+    argv = ["broker-config", "--bootstrap", f"--dynsec-file={dynsec}", f"--data-dir={tmp_path}"]
+    args = build_parser().parse_args([*argv, f"--output={tmp_path / 'm.conf'}", "--hubs=2"])
+    assert args.func(args) == 0
+    clients = {c["username"]: c for c in json.loads(dynsec.read_text())["clients"]}
+    assert {"ems-hub", meter, "ems-hub-1", "ems-hub-2", "ems-portal-1-events"} <= set(clients)
+    assert all(c["clientid"] == name for name, c in clients.items())
 
 
 def test_hub_batch_never_exceeds_the_in_flight_window() -> None:
