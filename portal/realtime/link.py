@@ -80,7 +80,10 @@ class EventLink:
                             await self._on_message(str(message.topic), _payload(message.payload))
             except aiomqtt.MqttError as exc:
                 if _refused(exc):
-                    self.fatal = f"the broker at {self._where} refused the portal's credentials"
+                    self.fatal = (
+                        f"the broker at {self._where} refused the portal's credentials"
+                        f" (account {username!r}, client id {username!r})"
+                    )
                     log.error("%s (%s): no live events", self.fatal, exc)
                     return
                 log.log(
