@@ -25,6 +25,7 @@ from ems.postgres import PostgresServer
 from ems.procs import RunAs, free_port
 from migrations.runner import migrate
 from portal.settings import PortalSettings
+from tests.helpers import TEST_HUB_USER, TEST_PORTAL_USER
 
 TEMPLATE_DB = "ems_template"
 
@@ -85,9 +86,6 @@ def database_url(pg_server: PostgresServer) -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
     yield pg_server.dsn(name)
     pg_server.drop_database(name)
-
-
-TEST_HUB_USER, TEST_PORTAL_USER = "test-hub", "test-portal"
 
 
 class BrokerInfo:

@@ -25,13 +25,18 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condi
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
+# Test-only broker accounts with no pinned client id (tests/conftest.py): several connections
+# at once, under ids of the test's choosing. Every other account is pinned to its own name.
+TEST_HUB_USER, TEST_PORTAL_USER = "test-hub", "test-portal"
+
+
 def client_id_for(username: str | None, prefix: str) -> str:
-    """A meter (username = its device id) may only connect under its device id; other test
-    connections get a fresh id so that they never take over each other's sessions."""
-    try:
-        return str(uuid.UUID(username or ""))
-    except ValueError:
+    """The broker accepts an account only under the client id of its own name (a meter's is its
+    device id); the unpinned test accounts (and anonymous attempts) get a fresh id, so that
+    they never take over each other's sessions."""
+    if username is None or username in (TEST_HUB_USER, TEST_PORTAL_USER):
         return f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return username
 
 
 def mqtt_connect_result(
