@@ -29,6 +29,7 @@ import psycopg
 from websockets.sync.client import connect
 
 from bench.common import percentile, services
+from ems.broker import HUB_USER
 from ems.procs import free_port
 from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.tokens import issue_token
@@ -106,7 +107,14 @@ def main() -> None:
         gw = Gateway(svc.broker, *create_gateway(svc.broker))
         log = svc.base / "hub.log"
         hub_port = free_port()
-        hub = hub_process(svc.dsn, svc.broker, "bench-hub", log, HUB_HTTP_PORT=str(hub_port))
+        hub = hub_process(
+            svc.dsn,
+            svc.broker,
+            HUB_USER,
+            log,
+            HUB_HTTP_PORT=str(hub_port),
+            HUB_MQTT_USERNAME=HUB_USER,
+        )
         settings = PortalSettings(
             database_url=svc.dsn,
             jwt_secret=secrets.token_urlsafe(32),

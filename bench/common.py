@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ems.broker import HUB_USER, PORTAL_USER, MosquittoServer
+from ems.broker import ADMIN_USER, HUB_USER, PORTAL_USER, MosquittoServer
 from ems.postgres import PostgresServer
 from ems.procs import RunAs, free_port
 from migrations.runner import migrate
@@ -36,6 +36,9 @@ class BenchBroker:
     hub_password: str
     portal_user: str
     portal_password: str
+    # Operator tools' account (create_gateway, observers): the portals' own accounts are pinned
+    # to the client ids the running portals hold.
+    admin_user: str = ADMIN_USER
 
 
 @dataclass
@@ -68,7 +71,8 @@ def services(*, durable: bool = True) -> Iterator[Services]:
     pg.create_database("ems")
     migrate(pg.dsn("ems"))
     hub_pw, portal_pw = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
-    mq = MosquittoServer(base / "mq", free_port(), hub_pw, portal_pw, run_as)
+    # Every account is pinned to the client id of its name: two hubs' and portals' worth.
+    mq = MosquittoServer(base / "mq", free_port(), hub_pw, portal_pw, run_as, hubs=2, portals=2)
     mq.start()
     try:
         yield Services(

@@ -26,6 +26,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -34,6 +35,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import peak_rss_mb, percentile, reap_at_exit, services
+from ems.broker import HUB_USER, hub_user
 from ems.procs import free_port
 from hub.protocol import Reading, encode_reading, readings_topic
 from tests.hubkit import (
@@ -103,6 +105,43 @@ class CommitClock:
         self.conn.close()
 
 
+# The drain reads the readings as a hub would: a hub replica's account of its own (the hub
+# under test runs as ems-hub-1), under the client id pinned to that account.
+DRAIN_USER = hub_user(2)
+
+
+def drain_command(broker: Any) -> list[str]:
+    """mosquitto_sub on the readings, QoS 1, with a persistent session (-c) that queues the
+    stream while it is away."""
+    return [
+        "mosquitto_sub",
+        "-h",
+        broker.host,
+        "-p",
+        str(broker.port),
+        "-u",
+        DRAIN_USER,
+        "-P",
+        broker.hub_password,
+        "-q",
+        "1",
+        "-c",
+        "-i",
+        DRAIN_USER,
+        "-t",
+        "ems/v1/meters/+/readings",
+    ]
+
+
+def end_drain_session(broker: Any) -> None:
+    """Discard the drain's persistent session: connecting under its client id with a clean
+    session (no -c) makes the broker drop the old session, subscription and queue included,
+    and the clean session itself ends at disconnect. Otherwise the broker keeps queueing every
+    reading of the hub's run for a subscriber that never returns."""
+    clean = [arg for arg in drain_command(broker) if arg != "-c"]
+    subprocess.run([*clean, "-E"], check=True, stdout=subprocess.DEVNULL)
+
+
 def metric(port: int, name: str) -> float:
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
     for line in text.splitlines():
@@ -131,39 +170,20 @@ def main() -> None:
         messages = stream(devices, args.readings, start)
 
         # --- 1. mosquitto_sub draining the stream -----------------------------------------
-        base = [
-            "mosquitto_sub",
-            "-h",
-            broker.host,
-            "-p",
-            str(broker.port),
-            "-u",
-            broker.hub_user,
-            "-P",
-            broker.hub_password,
-            "-q",
-            "1",
-            "-c",
-            "-i",
-            "bench-drain",
-            "-t",
-            "ems/v1/meters/+/readings",
-        ]
-        subprocess.run([*base, "-E"], check=True)  # create the persistent session, then leave
+        drain = drain_command(broker)
+        subprocess.run([*drain, "-E"], check=True)  # create the persistent session, then leave
         gw = Gateway(broker, gw_user, gw_pw)
         gw.publish_many(messages)
         gw.flush(300)
         t = time.perf_counter()
-        subprocess.run([*base, "-C", str(len(messages))], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*drain, "-C", str(len(messages))], check=True, stdout=subprocess.DEVNULL)
         drain_rate = len(messages) / (time.perf_counter() - t)
-        # Drop the drain session's subscription so the hub's run gets the broker to itself.
-        unsub = [*base[:-2], "-t", "none/x", "-E"]
-        subprocess.run(unsub, check=False, stdout=subprocess.DEVNULL)
+        end_drain_session(broker)  # so that the hub's run gets the broker to itself
         print(f"mosquitto_sub drain: {drain_rate:,.0f} msg/s")
 
         # --- 2. the hub draining the same stream -----------------------------------------------
         log = svc.base / "hub.log"
-        hub = reap_at_exit(hub_process(svc.dsn, broker, "bench-hub", log))
+        hub = reap_at_exit(hub_process(svc.dsn, broker, HUB_USER, log, HUB_MQTT_USERNAME=HUB_USER))
         deadline = time.monotonic() + 30
         while "connected to" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -173,7 +193,14 @@ def main() -> None:
         gw.flush(300)
         http_port = free_port()
         hub = reap_at_exit(
-            hub_process(svc.dsn, broker, "bench-hub", log, HUB_HTTP_PORT=str(http_port))
+            hub_process(
+                svc.dsn,
+                broker,
+                HUB_USER,
+                log,
+                HUB_HTTP_PORT=str(http_port),
+                HUB_MQTT_USERNAME=HUB_USER,
+            )
         )
         # Progress from the hub's own counter of committed readings (a count(*) of the table
         # every 50 ms would itself load PostgreSQL); the table is counted once at the end.
@@ -209,8 +236,10 @@ def main() -> None:
         commits = CommitClock(svc.dsn)
         live: dict[int, float] = {}
         lock = threading.Lock()
-        sub = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-        sub.username_pw_set(broker.portal_user, broker.portal_password)
+        sub = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=broker.admin_user, protocol=mqtt.MQTTv5
+        )
+        sub.username_pw_set(broker.admin_user, broker.portal_password)
         subscribed = threading.Event()
 
         def on_message(_c, _u, msg) -> None:

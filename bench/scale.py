@@ -36,11 +36,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import Services, services
 from bench.ingest import metric, stream
 from ems.admin import ensure_admin
+from ems.broker import hub_user, portal_user
 from ems.nginx import NginxProxy
 from ems.procs import RunAs, free_port, stop_process
 from tests.hubkit import Gateway, add_devices, count, create_gateway, hub_process
 
-HUB_IDS = ("scale-hub-a", "scale-hub-b")  # phase 2 reuses phase 1's id: no stale group member
+# Each hub's account is pinned to the client id of its name. Phase 2 reuses phase 1's id: no
+# stale group member.
+HUB_IDS = (hub_user(1), hub_user(2))
 BENCH_USER, BENCH_PASSWORD = "bench-admin", "bench-password-1"
 
 
@@ -68,7 +71,10 @@ def ingest(svc: Services, n_hubs: int, n_devices: int, n_readings: int) -> float
     broker, logs = svc.broker, [svc.base / f"{cid}.log" for cid in ids]
     # Each hub joins the share group once (its persistent session stays when it stops), so the
     # broker queues the stream for the group's members while they are away.
-    procs = [hub_process(svc.dsn, broker, cid, log) for cid, log in zip(ids, logs, strict=True)]
+    procs = [
+        hub_process(svc.dsn, broker, cid, log, HUB_MQTT_USERNAME=cid)
+        for cid, log in zip(ids, logs, strict=True)
+    ]
     for log in logs:
         wait(lambda log=log: "connected to" in log.read_text(), 30, f"{log.stem} connecting")
     for p in procs:
@@ -85,7 +91,7 @@ def ingest(svc: Services, n_hubs: int, n_devices: int, n_readings: int) -> float
     target = before + n_readings
     ports = [free_port() for _ in procs]
     procs = [
-        hub_process(svc.dsn, broker, cid, log, HUB_HTTP_PORT=str(port))
+        hub_process(svc.dsn, broker, cid, log, HUB_HTTP_PORT=str(port), HUB_MQTT_USERNAME=cid)
         for cid, log, port in zip(ids, logs, ports, strict=True)
     ]
     try:
@@ -121,7 +127,7 @@ def portal_env(svc: Services, i: int, port: int, jwt_secret: str) -> dict[str, s
         "PORTAL_JWT_SECRET": jwt_secret,
         "PORTAL_MQTT_HOST": svc.broker.host,
         "PORTAL_MQTT_PORT": str(svc.broker.port),
-        "PORTAL_MQTT_USERNAME": svc.broker.portal_user,
+        "PORTAL_MQTT_USERNAME": portal_user(i),  # each replica its own (pinned) account
         "PORTAL_MQTT_PASSWORD": svc.broker.portal_password,
         "PORTAL_HTTP_PORT": str(port),
         "PORTAL_INSTANCE_ID": f"portal-{i}",

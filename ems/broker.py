@@ -16,6 +16,7 @@ from string import Template
 from typing import Any
 
 from ems.procs import RunAs, StackError, ensure_port_free, port_open, stop_process, wait_until
+from portal.settings import events_username
 
 BROKER_DIR = Path(__file__).resolve().parent.parent / "broker"
 DYNSEC_PLUGIN_CANDIDATES = (
@@ -26,8 +27,51 @@ DYNSEC_PLUGIN_CANDIDATES = (
 )
 # Mosquitto 2.0's own choice for passwords it hashes; we hash the service accounts the same way.
 PBKDF2_ITERATIONS = 101
-HUB_USER = "ems-hub"
-PORTAL_USER = "ems-portal"
+# Every account is pinned to one client id, its own username (see ``pin_client_ids``), so an
+# account can only ever hold the one session named after it: hubs and portals therefore get an
+# account per replica, the portal one more for its live-event connection, and operator tools
+# (`ems demo`) and the broker's health check accounts of their own.
+HUB_USER = "ems-hub-1"
+PORTAL_USER = "ems-portal-1"
+ADMIN_USER = "ems-admin"
+HEALTHCHECK_USER = "ems-healthcheck"
+
+
+def hub_user(i: int) -> str:
+    """Hub replica ``i``'s account (from 1); also its client id."""
+    return f"ems-hub-{i}"
+
+
+def portal_user(i: int) -> str:
+    """Portal replica ``i``'s account (from 1); also its client id."""
+    return f"ems-portal-{i}"
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    username: str
+    role: str
+    secret: str  # which password: "hub" or "portal"
+    text: str
+
+
+def service_accounts(hubs: int = 1, portals: int = 1) -> list[ServiceAccount]:
+    """The service accounts of a broker for ``hubs`` hub and ``portals`` portal replicas."""
+    accounts = [
+        ServiceAccount(hub_user(i), "hub", "hub", f"EMS hub replica {i}")
+        for i in range(1, hubs + 1)
+    ]
+    for i in range(1, portals + 1):
+        name = portal_user(i)
+        accounts.append(
+            ServiceAccount(name, "portal", "portal", f"EMS portal replica {i} (dynsec admin)")
+        )
+        accounts.append(
+            ServiceAccount(events_username(name), "portal", "portal", f"EMS portal {i} events")
+        )
+    accounts.append(ServiceAccount(ADMIN_USER, "portal", "portal", "EMS operator tools (ems demo)"))
+    accounts.append(ServiceAccount(HEALTHCHECK_USER, "healthcheck", "hub", "broker health check"))
+    return accounts
 
 
 def dynsec_plugin() -> str:
@@ -67,9 +111,22 @@ def service_roles() -> dict[str, list[dict[str, Any]]]:
     return roles
 
 
-def dynsec_document(hub_password: str, portal_password: str) -> dict[str, Any]:
-    """The initial dynamic-security.json: two service accounts, their roles, closed defaults."""
+def _client(account: ServiceAccount, passwords: dict[str, str]) -> dict[str, Any]:
+    return {
+        "username": account.username,
+        "clientid": account.username,
+        "textName": account.text,
+        "roles": [{"rolename": account.role}],
+        **hash_password(passwords[account.secret]),
+    }
+
+
+def dynsec_document(
+    hub_password: str, portal_password: str, *, hubs: int = 1, portals: int = 1
+) -> dict[str, Any]:
+    """The initial dynamic-security.json: the service accounts, their roles, closed defaults."""
     roles = service_roles()
+    passwords = {"hub": hub_password, "portal": portal_password}
     return {
         "defaultACLAccess": {
             "publishClientSend": False,
@@ -77,23 +134,23 @@ def dynsec_document(hub_password: str, portal_password: str) -> dict[str, Any]:
             "subscribe": False,
             "unsubscribe": True,
         },
-        "clients": [
-            {
-                "username": HUB_USER,
-                "textName": "EMS hub service account",
-                "roles": [{"rolename": "hub"}],
-                **hash_password(hub_password),
-            },
-            {
-                "username": PORTAL_USER,
-                "textName": "EMS portal service account (dynamic-security admin)",
-                "roles": [{"rolename": "portal"}],
-                **hash_password(portal_password),
-            },
-        ],
+        "clients": [_client(a, passwords) for a in service_accounts(hubs, portals)],
         "groups": [],
         "roles": [{"rolename": name, "acls": acls} for name, acls in roles.items()],
     }
+
+
+def add_service_accounts(
+    doc: dict[str, Any], hub_password: str, portal_password: str, *, hubs: int, portals: int
+) -> bool:
+    """Add the service accounts missing from an existing document (an earlier release's, or a
+    stack started again with more replicas); existing accounts and passwords are kept."""
+    clients = doc.setdefault("clients", [])
+    have = {c.get("username") for c in clients}
+    passwords = {"hub": hub_password, "portal": portal_password}
+    missing = [a for a in service_accounts(hubs, portals) if a.username not in have]
+    clients.extend(_client(a, passwords) for a in missing)
+    return bool(missing)
 
 
 def sync_service_roles(doc: dict[str, Any]) -> bool:
@@ -111,6 +168,38 @@ def sync_service_roles(doc: dict[str, Any]) -> bool:
             found["acls"] = acls
             changed = True
     return changed
+
+
+def pin_client_ids(doc: dict[str, Any]) -> bool:
+    """Bind every account in an existing dynamic-security document to one client id, its own
+    username (a meter's is its device id). True if anything changed.
+
+    An account without a ``clientid`` may connect under any client id — the hub's, the
+    portal's or a meter's — and take over that session: a meter doing so inherited the hub's
+    share of ``$share/hub/...`` and received other meters' readings. Accounts of earlier
+    releases (meters, the shared ``ems-hub``/``ems-portal``) have none. Only while the broker
+    is stopped: a running Mosquitto rewrites the file."""
+    changed = False
+    for client in doc.get("clients", []):
+        username = client.get("username")
+        if username and client.get("clientid") != username:
+            client["clientid"] = username
+            changed = True
+    return changed
+
+
+def upgrade_document(
+    doc: dict[str, Any], hub_password: str, portal_password: str, *, hubs: int, portals: int
+) -> bool:
+    """Bring an earlier release's dynamic-security document up to this release: the service
+    roles' ACLs, the service accounts for this many replicas, every account pinned to its
+    client id. True if the file needs writing."""
+    changes = [
+        sync_service_roles(doc),
+        add_service_accounts(doc, hub_password, portal_password, hubs=hubs, portals=portals),
+        pin_client_ids(doc),
+    ]
+    return any(changes)
 
 
 def write_private_json(path: Path, doc: dict[str, Any]) -> None:
@@ -165,6 +254,8 @@ class MosquittoServer:
     run_as: RunAs
     host: str = "127.0.0.1"
     max_inflight: int = 2000
+    hubs: int = 1  # replicas to create service accounts for
+    portals: int = 1
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -193,12 +284,15 @@ class MosquittoServer:
             )
         )
         if not self.dynsec_path.exists():
-            write_private_json(
-                self.dynsec_path, dynsec_document(self.hub_password, self.portal_password)
+            doc = dynsec_document(
+                self.hub_password, self.portal_password, hubs=self.hubs, portals=self.portals
             )
-        else:  # an earlier release's file: bring the service accounts' ACLs up to date
+            write_private_json(self.dynsec_path, doc)
+        else:  # an earlier release's file: bring it up to date while the broker is stopped
             doc = json.loads(self.dynsec_path.read_text())
-            if sync_service_roles(doc):
+            if upgrade_document(
+                doc, self.hub_password, self.portal_password, hubs=self.hubs, portals=self.portals
+            ):
                 write_private_json(self.dynsec_path, doc)
         self.dynsec_path.chmod(0o600)
         self.log_path.touch()

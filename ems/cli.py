@@ -95,7 +95,7 @@ def cmd_admin_create(args: argparse.Namespace) -> int:
 def cmd_broker_config(args: argparse.Namespace) -> int:
     """Print (or write) the Mosquitto configuration; with --bootstrap, also write the initial
     dynamic-security file — only if there is none, since Mosquitto owns it after the first start."""
-    from ems.broker import dynsec_document, render_config, sync_service_roles, write_private_json
+    from ems.broker import dynsec_document, render_config, upgrade_document, write_private_json
     from ems.procs import StackError
 
     tls = None
@@ -131,16 +131,6 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
         print(text)
     if args.bootstrap:
         dynsec = Path(args.dynsec_file)
-        if dynsec.exists():
-            # The broker is stopped here (broker-init runs before it): only the service roles
-            # are brought up to date; clients, passwords and meters' roles stay as they are.
-            doc = json.loads(dynsec.read_text())
-            if sync_service_roles(doc):
-                write_private_json(dynsec, doc)
-                print(f"ems broker-config: updated the service roles in {dynsec}", file=sys.stderr)
-            else:
-                print(f"ems broker-config: kept {dynsec} (up to date)", file=sys.stderr)
-            return 0
         hub_pw = os.environ.get("EMS_HUB_MQTT_PASSWORD", "")
         portal_pw = os.environ.get("EMS_PORTAL_MQTT_PASSWORD", "")
         if not (hub_pw and portal_pw):
@@ -150,8 +140,20 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        replicas = {"hubs": args.hubs, "portals": args.portals}
+        if dynsec.exists():
+            # The broker is stopped here (broker-init runs before it): the service roles and
+            # accounts are brought up to date and every account pinned to its client id;
+            # existing passwords and meters' roles stay as they are.
+            doc = json.loads(dynsec.read_text())
+            if upgrade_document(doc, hub_pw, portal_pw, **replicas):
+                write_private_json(dynsec, doc)
+                print(f"ems broker-config: brought {dynsec} up to date", file=sys.stderr)
+            else:
+                print(f"ems broker-config: kept {dynsec} (up to date)", file=sys.stderr)
+            return 0
         dynsec.parent.mkdir(parents=True, exist_ok=True)
-        write_private_json(dynsec, dynsec_document(hub_pw, portal_pw))
+        write_private_json(dynsec, dynsec_document(hub_pw, portal_pw, **replicas))
         print(f"ems broker-config: wrote {dynsec} (service accounts and roles)", file=sys.stderr)
     return 0
 
@@ -194,6 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write the dynamic-security file if absent "
         "(passwords from EMS_HUB_MQTT_PASSWORD and EMS_PORTAL_MQTT_PASSWORD)",
+    )
+    bc.add_argument(
+        "--hubs", type=int, default=1, help="with --bootstrap: hub replicas to create accounts for"
+    )
+    bc.add_argument(
+        "--portals",
+        type=int,
+        default=1,
+        help="with --bootstrap: portal replicas to create accounts for",
     )
     bc.add_argument("--tls-port", type=int, help="add a TLS listener on this port (e.g. 8883)")
     bc.add_argument("--tls-certfile", help="server certificate (PEM) for the TLS listener")

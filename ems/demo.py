@@ -22,7 +22,7 @@ import psycopg
 
 from device_sim.config import BrokerOptions, MeterEntry
 from device_sim.config_writer import write_fleet
-from ems.broker import PORTAL_USER
+from ems.broker import ADMIN_USER
 from portal.auth.passwords import generate_password, hash_password
 from portal.broker_admin import BrokerAdmin, new_meter_password
 
@@ -71,7 +71,7 @@ def _provision(stack: Stack, home: Path, portal_password: str, meters: int) -> N
 
     async def credentials() -> None:
         cfg = stack.cfg
-        async with BrokerAdmin(cfg.host, cfg.mqtt_port, PORTAL_USER, portal_password) as admin:
+        async with BrokerAdmin(cfg.host, cfg.mqtt_port, ADMIN_USER, portal_password) as admin:
             for entry in entries:
                 await admin.create_meter(entry.device_id, entry.password)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ems.broker import HUB_USER, PORTAL_USER
+from ems.broker import hub_user, portal_user
 from ems.config import StackConfig
 from ems.nginx import proxy_source_addresses
 
@@ -50,9 +50,9 @@ def hub_env(
         "HUB_DATABASE_URL": dsn,
         "HUB_MQTT_HOST": cfg.host,
         "HUB_MQTT_PORT": str(cfg.mqtt_port),
-        "HUB_MQTT_USERNAME": HUB_USER,
+        "HUB_MQTT_USERNAME": hub_user(i),
         "HUB_MQTT_PASSWORD": secrets["hub_mqtt_password"],
-        "HUB_CLIENT_ID": f"ems-hub-{i}",
+        "HUB_CLIENT_ID": hub_user(i),  # the broker pins each account to its own name
         "HUB_SHARE_GROUP": HUB_SHARE_GROUP,
         "HUB_HTTP_HOST": cfg.host,
         "HUB_HTTP_PORT": str(http_port),
@@ -67,7 +67,7 @@ def portal_env(
         "PORTAL_JWT_SECRET": secrets["jwt_secret"],
         "PORTAL_MQTT_HOST": cfg.host,
         "PORTAL_MQTT_PORT": str(cfg.mqtt_port),
-        "PORTAL_MQTT_USERNAME": PORTAL_USER,
+        "PORTAL_MQTT_USERNAME": portal_user(i),
         "PORTAL_MQTT_PASSWORD": secrets["portal_mqtt_password"],
         "PORTAL_HTTP_HOST": cfg.host,
         "PORTAL_HTTP_PORT": str(http_port),

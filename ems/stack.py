@@ -142,6 +142,8 @@ class Stack:
             secrets["hub_mqtt_password"],
             secrets["portal_mqtt_password"],
             run_as,
+            hubs=cfg.replicas,
+            portals=cfg.replicas,
         )
         self.mqtt.start()
         self.servers.append(self._server_child("Mosquitto", self.mqtt))

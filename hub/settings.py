@@ -87,13 +87,15 @@ def load_settings(env: Mapping[str, str]) -> HubSettings:
     max_power_w = _float(env, "HUB_MAX_POWER_W", MAX_POWER_W)
     if not (math.isfinite(max_power_w) and max_power_w > 0):
         raise SettingsError("HUB_MAX_POWER_W must be a positive number of watts")
+    mqtt_username = _required(env, "HUB_MQTT_USERNAME")
     return HubSettings(
         database_url=_required(env, "HUB_DATABASE_URL"),
-        mqtt_username=_required(env, "HUB_MQTT_USERNAME"),
+        mqtt_username=mqtt_username,
         mqtt_password=_required(env, "HUB_MQTT_PASSWORD"),
         mqtt_host=env.get("HUB_MQTT_HOST", "127.0.0.1"),
         mqtt_port=_int(env, "HUB_MQTT_PORT", 1883),
-        client_id=env.get("HUB_CLIENT_ID", "ems-hub-1"),
+        # The broker pins each account to the client id of its own name (broker/README.md).
+        client_id=env.get("HUB_CLIENT_ID") or mqtt_username,
         share_group=env.get("HUB_SHARE_GROUP", "hub"),
         http_host=env.get("HUB_HTTP_HOST", "127.0.0.1"),
         http_port=_int(env, "HUB_HTTP_PORT", 8001),

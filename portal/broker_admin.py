@@ -1,7 +1,9 @@
 """Meter credentials through Mosquitto's dynamic-security API ($CONTROL/dynamic-security/v1).
 
 Each meter is an MQTT client whose username is its device id, with a role of its own whose ACLs
-name only its own topics (Mosquitto 2.0's dynamic-security ACLs do not expand %u).
+name only its own topics (Mosquitto 2.0's dynamic-security ACLs do not expand %u), and whose
+client id is pinned to its device id: without the pin a meter could connect under the hub's
+client id (or another meter's) and take over that session and its share of the readings.
 """
 
 from __future__ import annotations
@@ -46,14 +48,22 @@ class BrokerAdmin:
     """An open connection to the broker as the portal's dynamic-security administrator."""
 
     def __init__(
-        self, host: str, port: int, username: str, password: str, *, timeout: float = 10.0
+        self,
+        host: str,
+        port: int,
+        username: str,
+        password: str,
+        *,
+        timeout: float = 10.0,
+        client_id: str | None = None,
     ) -> None:
+        # The broker accepts an account only under the client id pinned to it: its username.
         self._client = aiomqtt.Client(
             hostname=host,
             port=port,
             username=username,
             password=password,
-            identifier=f"ems-dynsec-{uuid.uuid4().hex[:12]}",
+            identifier=client_id if client_id is not None else username,
         )
         self._timeout = timeout
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -140,12 +150,17 @@ class BrokerAdmin:
                     command="createClient",
                     username=str(device_id),
                     password=password,
+                    clientid=str(device_id),
                     textname="EMS meter",
                     roles=[{"rolename": role}],
                 )
             except BrokerAdminError as exc:
                 if "already exists" not in str(exc).lower():
                     raise
+                # Perhaps created by an earlier release, without the pin.
+                await self.command(
+                    command="modifyClient", username=str(device_id), clientid=str(device_id)
+                )
                 await self.set_meter_password(device_id, password)
 
     async def set_meter_password(self, device_id: uuid.UUID, password: str) -> None:

@@ -14,6 +14,13 @@ class SettingsError(ValueError):
 _PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "jwt-secret"}
 
 
+def events_username(username: str) -> str:
+    """The account of a portal's live-event connection, next to its dynamic-security admin
+    connection's ``username``: the broker pins each account to one client id (its username),
+    and the portal holds two connections at once."""
+    return f"{username}-events"
+
+
 @dataclass(frozen=True, slots=True)
 class PortalSettings:
     database_url: str

@@ -9,6 +9,7 @@ test cannot leak into the next.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from ems.broker import HUB_USER, PORTAL_USER, MosquittoServer
+from ems.broker import ADMIN_USER, PORTAL_USER, MosquittoServer
 from ems.postgres import PostgresServer
 from ems.procs import RunAs, free_port
 from migrations.runner import migrate
 from portal.settings import PortalSettings
+from tests.helpers import TEST_HUB_USER, TEST_PORTAL_USER
 
 TEMPLATE_DB = "ems_template"
 
@@ -87,14 +89,41 @@ def database_url(pg_server: PostgresServer) -> Iterator[str]:
 
 
 class BrokerInfo:
+    """A test broker: the service accounts of production (every one pinned to the client id of
+    its own name: ``ems-hub-1``, ``ems-portal-1``…, see ems/broker.py), and two test-only
+    accounts with the hub's and the portal's roles but no pinned client id, so that a test may
+    open several connections at once under ids of its choosing: ``hub_user`` and
+    ``portal_user``. What runs as production runs — the portal of ``portal_settings``, the
+    client-id tests — uses the pinned accounts. Restarting the broker pins the test-only
+    accounts too (it pins every account it finds), so tests that restart it connect under
+    the production accounts."""
+
     def __init__(self, server: MosquittoServer) -> None:
         self.server = server
         self.host = server.host
         self.port = server.port
-        self.hub_user = HUB_USER
+        self.hub_user = TEST_HUB_USER
         self.hub_password = server.hub_password
-        self.portal_user = PORTAL_USER
+        self.portal_user = TEST_PORTAL_USER
         self.portal_password = server.portal_password
+        # Operator tools' account (create_gateway), pinned like production's: "ems-admin".
+        self.admin_user = ADMIN_USER
+        asyncio.run(self._add_test_accounts())
+
+    async def _add_test_accounts(self) -> None:
+        from portal.broker_admin import BrokerAdmin
+
+        async with BrokerAdmin(self.host, self.port, ADMIN_USER, self.portal_password) as admin:
+            for username, role, password in (
+                (TEST_HUB_USER, "hub", self.hub_password),
+                (TEST_PORTAL_USER, "portal", self.portal_password),
+            ):
+                await admin.command(
+                    command="createClient",
+                    username=username,
+                    password=password,
+                    roles=[{"rolename": role}],
+                )
 
 
 @pytest.fixture
@@ -103,7 +132,13 @@ def broker(services_dir: Path, run_as: RunAs) -> Iterator[BrokerInfo]:
     base = services_dir / ("mq-" + uuid.uuid4().hex[:8])
     base.mkdir()
     server = MosquittoServer(
-        base, free_port(), secrets.token_urlsafe(16), secrets.token_urlsafe(16), run_as
+        base,
+        free_port(),
+        secrets.token_urlsafe(16),
+        secrets.token_urlsafe(16),
+        run_as,
+        hubs=2,  # accounts for tests that run two hubs or portals as production does
+        portals=2,
     )
     server.start()
     yield BrokerInfo(server)
@@ -112,11 +147,12 @@ def broker(services_dir: Path, run_as: RunAs) -> Iterator[BrokerInfo]:
 
 @pytest.fixture
 def portal_settings(database_url: str, broker: BrokerInfo) -> PortalSettings:
-    """Portal settings for this test's database and broker (replace fields as needed)."""
+    """Portal settings for this test's database and broker (replace fields as needed; a second
+    replica needs the second replica's account, ``portal_user(2)``)."""
     return PortalSettings(
         database_url=database_url,
         jwt_secret=secrets.token_urlsafe(32),
-        mqtt_username=broker.portal_user,
+        mqtt_username=PORTAL_USER,
         mqtt_password=broker.portal_password,
         mqtt_host=broker.host,
         mqtt_port=broker.port,

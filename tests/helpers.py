@@ -25,15 +25,35 @@ def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condi
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
+# Test-only broker accounts with no pinned client id (tests/conftest.py): several connections
+# at once, under ids of the test's choosing. Every other account is pinned to its own name.
+TEST_HUB_USER, TEST_PORTAL_USER = "test-hub", "test-portal"
+
+
+def client_id_for(username: str | None, prefix: str) -> str:
+    """The broker accepts an account only under the client id of its own name (a meter's is its
+    device id); the unpinned test accounts (and anonymous attempts) get a fresh id, so that
+    they never take over each other's sessions."""
+    if username is None or username in (TEST_HUB_USER, TEST_PORTAL_USER):
+        return f"{prefix}-{uuid.uuid4().hex[:8]}"
+    return username
+
+
 def mqtt_connect_result(
-    host: str, port: int, username: str | None, password: str | None, timeout: float = 5.0
+    host: str,
+    port: int,
+    username: str | None,
+    password: str | None,
+    timeout: float = 5.0,
+    *,
+    client_id: str | None = None,
 ) -> ReasonCode | str:
     """Connect once and report the broker's CONNACK reason code (or 'no answer')."""
     result: dict[str, Any] = {}
     done = threading.Event()
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=f"t-{uuid.uuid4().hex[:8]}",
+        client_id=client_id if client_id is not None else client_id_for(username, "t"),
         protocol=mqtt.MQTTv5,
     )
     if username is not None:
@@ -65,7 +85,7 @@ class Subscriber:
         self._lock = threading.Lock()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"sub-{uuid.uuid4().hex[:8]}",
+            client_id=client_id_for(username, "sub"),
             protocol=mqtt.MQTTv5,
         )
         self.client.username_pw_set(username, password)
@@ -105,7 +125,7 @@ def publish_as(
 ) -> None:
     """Connect as ``username``, publish one message, wait for the broker's ack, disconnect."""
     client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"pub-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv5
+        CallbackAPIVersion.VERSION2, client_id=client_id_for(username, "pub"), protocol=mqtt.MQTTv5
     )
     client.username_pw_set(username, password)
     client.connect(broker.host, broker.port)

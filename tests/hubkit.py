@@ -51,8 +51,9 @@ def create_gateway(broker: Any, password: str = "gateway-password") -> tuple[str
     """A test-only client allowed to publish readings for any meter (and nothing else)."""
 
     async def go() -> None:
+        # The operator tools' account: a running portal holds the client id of its own.
         async with BrokerAdmin(
-            broker.host, broker.port, broker.portal_user, broker.portal_password
+            broker.host, broker.port, broker.admin_user, broker.portal_password
         ) as admin:
             await admin.command(
                 command="createRole",
@@ -74,6 +75,7 @@ def create_gateway(broker: Any, password: str = "gateway-password") -> tuple[str
                 command="createClient",
                 username=GATEWAY_USER,
                 password=password,
+                clientid=GATEWAY_USER,  # pinned like every account the broker starts with
                 roles=[{"rolename": "test-gateway"}],
             )
 
@@ -87,7 +89,7 @@ class Gateway:
     def __init__(self, broker: Any, username: str, password: str) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"gw-{uuid.uuid4().hex[:8]}",
+            client_id=username,  # the id pinned to the account (create_gateway)
             protocol=mqtt.MQTTv5,
         )
         self.client.username_pw_set(username, password)

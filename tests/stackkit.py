@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from ems.broker import PORTAL_USER
+from ems.broker import ADMIN_USER
 from ems.procs import free_port
 from tests.helpers import wait_for
 
@@ -97,12 +97,12 @@ def stack_dsn(home: Path, ports: StackPorts) -> str:
 
 
 def stack_broker(home: Path, ports: StackPorts) -> SimpleNamespace:
-    """The stack's Mosquitto as the portal's service account sees it (what create_gateway
-    needs to add a test publisher)."""
+    """The stack's Mosquitto as the operator tools' account sees it (what create_gateway needs
+    to add a test publisher; the running portals hold their own accounts' client ids)."""
     return SimpleNamespace(
         host="127.0.0.1",
         port=ports.mqtt,
-        portal_user=PORTAL_USER,
+        admin_user=ADMIN_USER,
         portal_password=stack_secrets(home)["portal_mqtt_password"],
     )
 

@@ -17,13 +17,12 @@ import asyncio
 import contextlib
 import logging
 import random
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
 
 from portal.errors import ServiceUnavailable
-from portal.settings import PortalSettings
+from portal.settings import PortalSettings, events_username
 
 log = logging.getLogger("portal.realtime")
 
@@ -57,12 +56,15 @@ class EventLink:
     async def run(self) -> None:
         delay, reported = 0.2, False
         while True:
+            # An account of its own (the admin connection holds the portal's), pinned by the
+            # broker to the client id of the same name.
+            username = events_username(self._settings.mqtt_username)
             client = aiomqtt.Client(
                 hostname=self._settings.mqtt_host,
                 port=self._settings.mqtt_port,
-                username=self._settings.mqtt_username,
+                username=username,
                 password=self._settings.mqtt_password,
-                identifier=f"ems-portal-{self._settings.instance_id}-{uuid.uuid4().hex[:8]}",
+                identifier=username,
                 keepalive=30,
             )
             try:
@@ -78,7 +80,10 @@ class EventLink:
                             await self._on_message(str(message.topic), _payload(message.payload))
             except aiomqtt.MqttError as exc:
                 if _refused(exc):
-                    self.fatal = f"the broker at {self._where} refused the portal's credentials"
+                    self.fatal = (
+                        f"the broker at {self._where} refused the portal's credentials"
+                        f" (account {username!r}, client id {username!r})"
+                    )
                     log.error("%s (%s): no live events", self.fatal, exc)
                     return
                 log.log(

@@ -6,6 +6,7 @@ acknowledgements, which reach the user's tabs on every replica the same way."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from ems.broker import portal_user
 from portal.settings import PortalSettings
 from tests.e2e.live_portal import LivePortal
 from tests.helpers import wait_for
@@ -49,7 +51,9 @@ def replicas(
     with contextlib.ExitStack() as stack:
         portals = []
         for n in range(count):
-            portal = stack.enter_context(LivePortal(portal_settings, tmp_path / f"portal-{n}.log"))
+            # Each replica its own broker account, as in production (pinned client ids).
+            settings = dataclasses.replace(portal_settings, mqtt_username=portal_user(n + 1))
+            portal = stack.enter_context(LivePortal(settings, tmp_path / f"portal-{n}.log"))
             portals.append(portal)
         for portal in portals:
             # Events published before a replica subscribes never reach it: wait for it.

@@ -21,6 +21,7 @@ import pytest
 from jwt.warnings import InsecureKeyLengthWarning
 from litestar.testing import TestClient
 
+from ems.broker import portal_user
 from portal.app import create_app
 from portal.settings import PortalSettings
 from tests.e2e.live_portal import LivePortal
@@ -159,7 +160,9 @@ def test_a_token_revoked_on_one_replica_is_refused_by_another(
 ) -> None:
     token = sign_in(client, *portal_admin).json()["access_token"]
     client.cookies.clear()
-    other = create_app(dataclasses.replace(portal_settings, instance_id="portal-2"))
+    other = create_app(
+        dataclasses.replace(portal_settings, instance_id="portal-2", mqtt_username=portal_user(2))
+    )
     with TestClient(other) as replica:
         assert replica.get("/api/v1/me", headers=bearer(token)).status_code == 200
         assert client.post("/api/v1/auth/logout", headers=bearer(token)).status_code == 204

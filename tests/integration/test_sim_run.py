@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from ems.broker import HUB_USER
 from hub.protocol import Reading, decode_readings, decode_status, parse_meter_topic
 from portal.broker_admin import BrokerAdmin
 from tests.conftest import BrokerInfo
@@ -204,10 +205,9 @@ class PersistentSubscriber:
     def __init__(self, broker: BrokerInfo) -> None:
         self.messages: list[mqtt.MQTTMessage] = []
         self.connected = threading.Event()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"hub-{uuid.uuid4().hex[:8]}", protocol=5
-        )
-        self.client.username_pw_set(broker.hub_user, broker.hub_password)
+        # The hub's own account, pinned to its client id (the restart pins every account).
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=HUB_USER, protocol=5)
+        self.client.username_pw_set(HUB_USER, broker.hub_password)
         self.client.reconnect_delay_set(1, 1)
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = 600

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ems.broker import HUB_USER
 from hub.batch import Message
 from hub.wire import WireClient
 from tests.helpers import Subscriber, wait_for
@@ -170,7 +171,8 @@ def test_reconnects_by_itself_after_the_broker_restarts(
     broker: Any, clients: list[WireClient]
 ) -> None:
     inbox = Inbox()
-    client = start_client(clients, broker, inbox)
+    # The hub's own account: the restart pins every account to its client id (ems/broker.py).
+    client = start_client(clients, broker, inbox, mqtt_username=HUB_USER, client_id=HUB_USER)
     credentials = create_gateway(broker)
     gw = Gateway(broker, *credentials)
     gw.publish_many((topic(1), b"before %d" % i) for i in range(10))

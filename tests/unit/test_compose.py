@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from ems import nginx
-from ems.broker import HUB_USER, PORTAL_USER
+from ems.broker import HEALTHCHECK_USER, hub_user, portal_user
 from ems.cli import build_parser
 from ems.config import StackConfig
 from ems.service_env import hub_env, portal_env
@@ -102,6 +102,11 @@ def env_of(service: dict[str, Any]) -> dict[str, str]:
 
 def named(services: dict[str, dict[str, Any]], prefix: str) -> dict[str, dict[str, Any]]:
     return {n: s for n, s in services.items() if re.fullmatch(rf"{prefix}-\d+", n)}
+
+
+def replica(name: str) -> int:
+    """hub-2 → 2."""
+    return int(name.rsplit("-", 1)[1])
 
 
 class RecordingEnv(dict[str, str]):
@@ -276,7 +281,9 @@ def test_hub_services_configure_exactly_what_the_hub_reads(
         assert set(env) - own <= set(FOREIGN_ENV), name
         assert set(local) <= own, f"{name} lacks what `ems up` gives a hub: {set(local) - own}"
         settings = load_hub_settings(env)  # every required variable present and valid
-        assert settings.mqtt_host == "broker" and settings.mqtt_username == HUB_USER
+        assert settings.mqtt_host == "broker" and settings.mqtt_username == hub_user(replica(name))
+        # The broker accepts an account only under the client id pinned to it: its name.
+        assert settings.client_id == settings.mqtt_username
         assert settings.mqtt_port == broker_listener_port(services)
         assert db_host_port(settings.database_url) == ("db", 5432)
         assert settings.http_host == "0.0.0.0"  # noqa: S104 - reachable for Prometheus
@@ -303,7 +310,8 @@ def test_portal_services_configure_exactly_what_the_portal_reads(
         assert set(env) - own <= set(FOREIGN_ENV), name
         assert set(local) <= own, f"{name} lacks what `ems up` gives a portal: {set(local) - own}"
         settings = load_portal_settings(env)
-        assert settings.mqtt_host == "broker" and settings.mqtt_username == PORTAL_USER
+        assert settings.mqtt_host == "broker"
+        assert settings.mqtt_username == portal_user(replica(name))  # one account each
         assert settings.mqtt_port == broker_listener_port(services)
         assert db_host_port(settings.database_url) == ("db", 5432)
         assert settings.http_host == "0.0.0.0"  # noqa: S104 - nginx reaches it over the network
@@ -333,6 +341,9 @@ def test_one_shots_run_the_ems_commands(services: dict[str, dict[str, Any]]) -> 
     assert args.bootstrap and args.output == "/mosquitto/config/mosquitto.conf"
     assert args.host == "0.0.0.0"  # noqa: S104 - the broker's listener inside its container
     assert Path(args.dynsec_file).parent == Path(args.data_dir) == Path("/mosquitto/data")
+    # A broker account for every replica (pinned to its client id): none left without one.
+    assert args.hubs == len(named(services, "hub"))
+    assert args.portals == len(named(services, "portal"))
     env = env_of(init)
     assert {"EMS_HUB_MQTT_PASSWORD", "EMS_PORTAL_MQTT_PASSWORD"} <= set(env)
     # The plugin path inside the eclipse-mosquitto image, and its mosquitto user's uid.
@@ -354,7 +365,7 @@ def test_infrastructure_health_checks_probe_the_right_thing(
     check = broker["healthcheck"]["test"][1]
     argv = shlex.split(check)
     assert argv[0] == "mosquitto_sub" and "-E" in argv
-    assert argv[argv.index("-u") + 1] == HUB_USER
+    assert argv[argv.index("-u") + 1] == argv[argv.index("-i") + 1] == HEALTHCHECK_USER
     assert argv[argv.index("-p") + 1] == str(broker_listener_port(services))
     # "$$VAR" in compose.yaml is "$VAR" for the container's shell: its own environment.
     password = argv[argv.index("-P") + 1]

@@ -7,11 +7,19 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
 
-from ems.broker import dynsec_document, hash_password, render_config, sync_service_roles
+from ems.broker import (
+    dynsec_document,
+    hash_password,
+    render_config,
+    sync_service_roles,
+    upgrade_document,
+)
+from ems.cli import build_parser
 from ems.config import StackConfig, load_or_create_secrets
 from ems.procs import RunAs
 from hub.settings import SettingsError as HubSettingsError
@@ -21,7 +29,7 @@ from portal.settings import load_settings as load_portal
 
 HUB_ENV = {
     "HUB_DATABASE_URL": "postgresql://ems:pw@127.0.0.1:5432/ems",
-    "HUB_MQTT_USERNAME": "ems-hub",
+    "HUB_MQTT_USERNAME": "ems-hub-2",
     "HUB_MQTT_PASSWORD": "a-real-secret",
 }
 PORTAL_ENV = {
@@ -44,6 +52,32 @@ def test_hub_refuses_a_placeholder_secret_and_a_bad_number() -> None:
         load_hub({**HUB_ENV, "HUB_MQTT_PASSWORD": "changeme"})
     with pytest.raises(HubSettingsError, match="HUB_BATCH_SIZE"):
         load_hub({**HUB_ENV, "HUB_BATCH_SIZE": "many"})
+
+
+def test_hub_client_id_defaults_to_its_account_the_id_the_broker_pins_to_it() -> None:
+    assert load_hub(HUB_ENV).client_id == "ems-hub-2"
+    assert load_hub({**HUB_ENV, "HUB_CLIENT_ID": "ems-hub-7"}).client_id == "ems-hub-7"
+
+
+def test_broker_config_bootstrap_brings_an_earlier_file_up_to_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dynsec = tmp_path / "dynamic-security.json"
+    meter = str(uuid.uuid4())
+    old = dynsec_document("hub-pw", "portal-pw")
+    old["clients"] = [
+        {"username": "ems-hub", "roles": [{"rolename": "hub"}]},
+        {"username": meter, "roles": [{"rolename": f"meter-{meter}"}]},
+    ]
+    dynsec.write_text(json.dumps(old))
+    monkeypatch.setenv("EMS_HUB_MQTT_PASSWORD", "hub-pw")
+    monkeypatch.setenv("EMS_PORTAL_MQTT_PASSWORD", "portal-pw")
+    argv = ["broker-config", "--bootstrap", f"--dynsec-file={dynsec}", f"--data-dir={tmp_path}"]
+    args = build_parser().parse_args([*argv, f"--output={tmp_path / 'm.conf'}", "--hubs=2"])
+    assert args.func(args) == 0
+    clients = {c["username"]: c for c in json.loads(dynsec.read_text())["clients"]}
+    assert {"ems-hub", meter, "ems-hub-1", "ems-hub-2", "ems-portal-1-events"} <= set(clients)
+    assert all(c["clientid"] == name for name, c in clients.items())
 
 
 def test_hub_batch_never_exceeds_the_in_flight_window() -> None:
@@ -97,8 +131,24 @@ def test_dynsec_bootstrap_is_closed_by_default() -> None:
     doc = dynsec_document("hub-pw", "portal-pw")
     assert doc["defaultACLAccess"]["publishClientSend"] is False
     assert doc["defaultACLAccess"]["subscribe"] is False
-    assert {c["username"] for c in doc["clients"]} == {"ems-hub", "ems-portal"}
+    assert {c["username"] for c in doc["clients"]} == {
+        "ems-hub-1",
+        "ems-portal-1",
+        "ems-portal-1-events",
+        "ems-admin",
+        "ems-healthcheck",
+    }
     assert all("hub-pw" not in str(c) and "portal-pw" not in str(c) for c in doc["clients"])
+
+
+def test_every_service_account_is_pinned_to_the_client_id_of_its_name() -> None:
+    doc = dynsec_document("hub-pw", "portal-pw", hubs=3, portals=2)
+    names = [c["username"] for c in doc["clients"]]
+    assert {"ems-hub-1", "ems-hub-2", "ems-hub-3", "ems-portal-2", "ems-portal-2-events"} <= set(
+        names
+    )
+    assert len(names) == len(set(names))
+    assert all(c["clientid"] == c["username"] for c in doc["clients"])
 
 
 def test_an_older_dynsec_file_gets_this_releases_service_roles_and_keeps_the_rest() -> None:
@@ -113,6 +163,23 @@ def test_an_older_dynsec_file_gets_this_releases_service_roles_and_keeps_the_res
     assert next(r for r in doc["roles"] if r["rolename"] == "portal")["acls"] == current
     assert meter in doc["roles"] and doc["clients"] == clients
     assert sync_service_roles(doc) is False  # up to date: nothing to write
+
+
+def test_an_older_dynsec_file_gets_replica_accounts_and_every_account_pinned() -> None:
+    hash_of_old = hash_password("old-hub-pw")
+    meter = str(uuid.uuid4())
+    doc = dynsec_document("hub-pw", "portal-pw")
+    doc["clients"] = [  # as releases before the pin wrote it: shared accounts, unpinned meters
+        {"username": "ems-hub", "roles": [{"rolename": "hub"}], **hash_of_old},
+        {"username": "ems-portal", "roles": [{"rolename": "portal"}]},
+        {"username": meter, "roles": [{"rolename": f"meter-{meter}"}]},
+    ]
+    assert upgrade_document(doc, "hub-pw", "portal-pw", hubs=2, portals=1) is True
+    by_name = {c["username"]: c for c in doc["clients"]}
+    assert all(c["clientid"] == name for name, c in by_name.items())
+    assert {"ems-hub-1", "ems-hub-2", "ems-portal-1", "ems-portal-1-events"} <= set(by_name)
+    assert by_name["ems-hub"]["password"] == hash_of_old["password"]  # kept as it was
+    assert upgrade_document(doc, "hub-pw", "portal-pw", hubs=2, portals=1) is False
 
 
 def test_rendered_broker_config_allows_no_anonymous_clients(tmp_path: Path) -> None:
