@@ -37,6 +37,7 @@ from portal.db import session_factory
 from portal.deps import dependencies
 from portal.devices.controllers import DeviceController
 from portal.errors import exception_handlers
+from portal.openapi import BEARER, ClosedStructs, ErrorResponses
 from portal.pages import page_routers
 from portal.realtime import Realtime
 from portal.realtime.feeds import install_device_feeds
@@ -140,6 +141,7 @@ def create_app(settings: PortalSettings) -> Litestar:
         middleware=[AuthenticationMiddleware(authenticator)],
         guards=[requires_login, csrf_protect],
         exception_handlers=exception_handlers(),
+        plugins=[ErrorResponses(), ClosedStructs()],
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(
@@ -152,8 +154,9 @@ def create_app(settings: PortalSettings) -> Litestar:
                 path="/schema", route_handlers=[], opt={"public": True}, include_in_schema=False
             ),
             components=Components(
+                # Which operations need it: portal/openapi.py (all but the public ones).
                 security_schemes={
-                    "BearerToken": SecurityScheme(
+                    BEARER: SecurityScheme(
                         type="http",
                         scheme="bearer",
                         bearer_format="JWT",
@@ -161,6 +164,5 @@ def create_app(settings: PortalSettings) -> Litestar:
                     )
                 }
             ),
-            security=[{"BearerToken": []}],
         ),
     )

@@ -13,7 +13,7 @@ from portal.auth.cookies import cleared_cookies, session_cookies
 from portal.auth.schemas import AuthInfo, CurrentUser, LoginRequest, LoginResponse, RegisterRequest
 from portal.auth.services import AuthService
 from portal.auth.tokens import csrf_token_for
-from portal.errors import NotAuthenticated
+from portal.errors import Conflict, Forbidden, NotAuthenticated, TooManyRequests
 from portal.settings import PortalSettings
 
 Auth = NamedDependency[AuthService]
@@ -31,7 +31,7 @@ class AuthController(Controller):
     @post(
         "/login",
         status_code=200,
-        opt={"public": True},
+        opt={"public": True, "errors": (NotAuthenticated, TooManyRequests)},
         security=[],
         summary="Sign in: the token in the body (Bearer) and as an HttpOnly cookie",
     )
@@ -65,7 +65,7 @@ class AuthController(Controller):
     @post(
         "/register",
         status_code=201,
-        opt={"public": True},
+        opt={"public": True, "errors": (Forbidden, Conflict, TooManyRequests)},
         security=[],
         summary="Self-registration of a client (403 when turned off)",
     )

@@ -25,6 +25,7 @@ from portal.chat.schemas import (
     ReadRequest,
 )
 from portal.chat.services import ChatService
+from portal.errors import TooManyRequests, Unprocessable
 
 Chat = NamedDependency[ChatService]
 Before = Annotated[
@@ -87,6 +88,7 @@ class ChatController(Controller):
         "/{conversation_id:uuid}/messages",
         summary="Send a message (optionally about one of the client's alerts)",
         description="At most 20 messages per user every 10 s (then 429 with Retry-After).",
+        opt={"errors": (Unprocessable, TooManyRequests)},
     )
     async def send(
         self, chat: Chat, conversation_id: FromPath[uuid.UUID], data: JSONBody[MessageCreate]

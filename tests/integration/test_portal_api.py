@@ -193,12 +193,12 @@ def test_owners_must_be_existing_clients(world: World) -> None:
     to_admin = world.call(
         "admin", "PUT", "/api/v1/devices/{dev_free}/owner", {"owner_id": world.ids["root"]}
     )
-    assert to_admin.status_code == 400
+    assert to_admin.status_code == 422  # well-formed, but not a client
     assert "administrator" in to_admin.json()["detail"]
     to_nobody = world.call(
         "admin", "PUT", "/api/v1/devices/{dev_free}/owner", {"owner_id": world.ids["nobody"]}
     )
-    assert to_nobody.status_code == 400
+    assert to_nobody.status_code == 422
     assert "does not exist" in to_nobody.json()["detail"]
     promote = world.call("admin", "PATCH", "/api/v1/users/{alice}", {"role": "admin"})
     assert promote.status_code == 409
