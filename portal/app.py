@@ -37,7 +37,7 @@ from portal.db import session_factory
 from portal.deps import dependencies
 from portal.devices.controllers import DeviceController
 from portal.errors import exception_handlers
-from portal.openapi import BEARER, ClosedStructs, ErrorResponses
+from portal.openapi import BEARER, ClosedStructs, ErrorResponses, answer_options
 from portal.pages import page_routers
 from portal.realtime import Realtime
 from portal.realtime.feeds import install_device_feeds
@@ -142,6 +142,7 @@ def create_app(settings: PortalSettings) -> Litestar:
         guards=[requires_login, csrf_protect],
         exception_handlers=exception_handlers(),
         plugins=[ErrorResponses(), ClosedStructs()],
+        before_request=answer_options,
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from litestar import Request, Response
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
@@ -106,3 +107,23 @@ class ClosedStructs(StructSchemaPlugin):
         if config is not None and config.forbid_unknown_fields:
             schema.additional_properties = False
         return schema
+
+
+async def answer_options(request: Request[Any, Any, Any]) -> Response[None] | None:
+    """OPTIONS lists every method of the path in ``Allow``, as the document does.
+
+    Litestar's automatic OPTIONS handler lists the methods of the route it was first created
+    for; when a controller's handlers for one path are registered one by one, that misses
+    some (OPTIONS /api/v1/users said "OPTIONS, POST"). The application's map is complete.
+    """
+    if request.method != "OPTIONS":
+        return None
+    handler = request.scope.get("route_handler")
+    if handler is None:
+        return None
+    methods: set[str] = set()
+    for path in handler.paths:
+        methods.update(request.app.route_handler_method_map.get(path, {}))
+    return Response(
+        None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": ", ".join(sorted(methods))}
+    )

@@ -16,6 +16,7 @@ from portal.auth.schemas import CurrentUser
 from portal.chat.relay import ChatRelay
 from portal.chat.schemas import (
     DEFAULT_PAGE,
+    MAX_MESSAGE_ID,
     MAX_PAGE,
     ConversationOut,
     MessageCreate,
@@ -31,7 +32,7 @@ Chat = NamedDependency[ChatService]
 Before = Annotated[
     int | None,
     QueryParameter(
-        ge=1, le=2**63 - 1, description="only messages older than this message id (next page)"
+        ge=1, le=MAX_MESSAGE_ID, description="only messages older than this message id (next page)"
     ),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="messages per page")]

@@ -24,7 +24,10 @@ Body = Annotated[
         extra_json_schema=documented(pattern=VISIBLE_TEXT_PATTERN),
     ),
 ]
-MessageId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+# Ids stay within JavaScript's safe integers (the browser reads them) and within what a JSON
+# Schema validator compares exactly as a double (2**63 - 1 is not: 2**63 passed as "<= it").
+MAX_MESSAGE_ID = 2**53 - 1
+MessageId = Annotated[int, msgspec.Meta(ge=1, le=MAX_MESSAGE_ID)]
 
 
 class AlertRef(msgspec.Struct, kw_only=True):
