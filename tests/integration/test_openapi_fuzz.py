@@ -1,19 +1,24 @@
 """The OpenAPI document tells the truth: schemathesis, with every check it has, finds nothing.
 
 For every operation at /schema, schemathesis generates schema-valid and schema-invalid requests
-and sends them to a real `python -m portal` (real PostgreSQL and Mosquitto behind it), once as
-an administrator and once as a client. All of its checks judge each answer: no 5xx; the status
+(its examples, coverage and fuzzing phases, as `st run` does) and sends them to a real
+`python -m portal` (real PostgreSQL and Mosquitto behind it), as an administrator and as a
+client. All of its checks judge each answer: no 5xx; the status
 documented for the operation; the body (errors included) matching the documented schema;
 valid requests accepted and invalid ones rejected; the content type and headers as documented;
 authentication not ignored. Any failure fails the test, with schemathesis' report and a curl
 command to reproduce it.
 
-Deterministic: Hypothesis is derandomized (a fixed seed per operation and caller) with no
-example database, and the token clock is the portal's own, so a run repeats exactly.
+Deterministic: Hypothesis is derandomized (a fixed seed) with no example database, and each
+test starts from the same seeded database, so a run repeats exactly. The stateful phase is left
+out on purpose: it chains calls through the data it finds (deleting users, demoting the
+administrator, signing out), which makes a run depend on what ran before; each operation is
+exercised here on its own.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,20 +28,31 @@ from typing import Any
 import psycopg
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from schemathesis import GenerationMode
+from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS, is_check_class, load_all_checks
 from schemathesis.config import SchemathesisConfig
+from schemathesis.generation.hypothesis.builder import (
+    HypothesisTestConfig,
+    HypothesisTestMode,
+    create_test,
+)
 
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
 from tests.e2e.live_portal import LivePortal
 from tests.integration.test_portal_api import seed
 
-# Per operation, caller and generation mode (schema-valid, schema-invalid): ~30 operations × 2
-# callers × 2 modes × this many requests, plus the checks' own follow-up requests.
-EXAMPLES = 8
+# Random requests per operation and caller, on top of the schema's examples and (as the client)
+# the coverage phase; plus the checks' own follow-up requests.
+EXAMPLES = 6
+# The coverage phase (each boundary, each constraint broken in turn, every enum value, methods
+# the path does not have) runs as the client: the document's boundaries are the same for every
+# caller, and as the administrator it would create a user (an Argon2 hash each) for every one
+# of ~600 documented time zones. The administrator's requests get the other phases.
+PHASES = {
+    "client": list(HypothesisTestMode),
+    "admin": [HypothesisTestMode.EXAMPLES, HypothesisTestMode.FUZZING],
+}
 # Signing out revokes the token it is sent with: that operation gets a fresh token per request,
 # so the one the rest of the run uses stays valid.
 FRESH_TOKEN_PER_CASE = {"/api/v1/auth/logout"}
@@ -81,9 +97,10 @@ def fuzzed_portal(
 def test_every_operation_conforms_to_the_document(
     fuzzed_portal: Portal, caller: str, subtests: pytest.Subtests
 ) -> None:
-    # One test per caller, the operations fuzzed one by one inside it rather than through
-    # `@schema.parametrize()` with `schemathesis.pytest.from_fixture`: that loader
-    # (schemathesis 4.32) reads `node._nodeid`, which pytest 9 no longer has.
+    # One test per caller, the operations fuzzed one by one inside it (each a Hypothesis test
+    # built the way `@schema.parametrize()` builds them) rather than through
+    # `schemathesis.pytest.from_fixture`: that loader (schemathesis 4.32) reads
+    # `node._nodeid`, which pytest 9 no longer has.
     config = SchemathesisConfig.from_dict(
         {
             "checks": {"positive_data_acceptance": {"expected-statuses": ACCEPTED_VALID_STATUSES}},
@@ -103,32 +120,40 @@ def test_every_operation_conforms_to_the_document(
 
     for operation in operations:
         if operation.path in FRESH_TOKEN_PER_CASE:
-            run = fuzz(operation, fuzzed_portal.url, lambda: fuzzed_portal.mint(caller), checks)
+            mint = functools.partial(fuzzed_portal.mint, caller)
+            run = fuzz(operation, fuzzed_portal.url, mint, checks, PHASES[caller])
         else:
-            run = fuzz(operation, fuzzed_portal.url, lambda: token, checks)
+            run = fuzz(operation, fuzzed_portal.url, lambda: token, checks, PHASES[caller])
         with subtests.test(msg=f"{caller} {operation.label}"):
             run()
 
 
 def fuzz(
-    operation: Any, url: str, headers: Callable[[], dict[str, str]], checks: list[Any]
+    operation: Any,
+    url: str,
+    headers: Callable[[], dict[str, str]],
+    checks: list[Any],
+    phases: list[HypothesisTestMode],
 ) -> Callable[[], None]:
-    """A Hypothesis test sending ``operation`` schema-valid and schema-invalid requests."""
+    """A Hypothesis test of ``operation`` as `st run` builds it: the schema's examples, the
+    coverage phase (boundaries, each constraint broken in turn, unsupported methods, missing
+    parameters) and random schema-valid and schema-invalid requests."""
 
-    @settings(
-        max_examples=EXAMPLES,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(
-        case=st.one_of(
-            operation.as_strategy(GenerationMode.POSITIVE),
-            operation.as_strategy(GenerationMode.NEGATIVE),
-        )
-    )
     def conforms(case: Any) -> None:
         case.call_and_validate(base_url=url, headers=headers(), checks=checks)
 
-    return conforms  # type: ignore[no-any-return]
+    return create_test(  # type: ignore[no-any-return]
+        operation=operation,
+        test_func=conforms,
+        config=HypothesisTestConfig(
+            project=operation.schema.config,
+            modes=phases,
+            settings=settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            ),
+        ),
+    )
