@@ -44,7 +44,7 @@ from tests.integration.test_portal_api import seed
 
 # Random requests per operation and caller, on top of the schema's examples and (as the client)
 # the coverage phase; plus the checks' own follow-up requests.
-EXAMPLES = 6
+EXAMPLES = 20
 # The coverage phase (each boundary, each constraint broken in turn, every enum value, methods
 # the path does not have) runs as the client: the document's boundaries are the same for every
 # caller, and as the administrator it would create a user (an Argon2 hash each) for every one
