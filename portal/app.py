@@ -42,6 +42,7 @@ from portal.deps import dependencies
 from portal.devices.controllers import DeviceController
 from portal.errors import exception_handlers
 from portal.metrics import RequestMetrics
+from portal.openapi import BEARER, ClosedStructs, ErrorResponses, answer_options
 from portal.pages import page_routers
 from portal.realtime import Realtime
 from portal.realtime.feeds import install_device_feeds
@@ -165,6 +166,8 @@ def create_app(settings: PortalSettings) -> Litestar:
         before_send=[add_security_headers, request_metrics.count],
         guards=[requires_login, csrf_protect],
         exception_handlers=exception_handlers(),
+        plugins=[ErrorResponses(), ClosedStructs()],
+        before_request=answer_options,
         template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(
@@ -177,8 +180,9 @@ def create_app(settings: PortalSettings) -> Litestar:
                 path="/schema", route_handlers=[], opt={"public": True}, include_in_schema=False
             ),
             components=Components(
+                # Which operations need it: portal/openapi.py (all but the public ones).
                 security_schemes={
-                    "BearerToken": SecurityScheme(
+                    BEARER: SecurityScheme(
                         type="http",
                         scheme="bearer",
                         bearer_format="JWT",
@@ -186,6 +190,5 @@ def create_app(settings: PortalSettings) -> Litestar:
                     )
                 }
             ),
-            security=[{"BearerToken": []}],
         ),
     )

@@ -1,16 +1,19 @@
 """One error tree for the portal, mapped to HTTP responses once (``exception_handlers``).
 
 Services raise these; controllers never build error responses themselves. API paths answer
-``{"detail": "..."}``; HTML pages redirect (not logged in → /login, not an administrator → the
-user's own page) or render a short error page.
+an ``ErrorBody`` (``{"status_code": 404, "detail": "..."}``), the shape the OpenAPI document
+promises for every error (portal/openapi.py documents each operation's from this tree); HTML
+pages redirect (not logged in → /login, not an administrator → the user's own page) or render a
+short error page.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote
 
+import msgspec
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.response import Redirect, Template
@@ -21,10 +24,20 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 log = logging.getLogger("portal")
 
 
-class PortalError(Exception):
-    """Base of the tree: a message a person can act on, and its HTTP status."""
+class ErrorBody(msgspec.Struct, kw_only=True):
+    """Every error the API answers: the HTTP status again and what went wrong, in words."""
 
-    status_code = 400
+    status_code: int
+    detail: str
+
+
+class PortalError(Exception):
+    """Base of the tree: a message a person can act on, and its HTTP status.
+
+    ``summary`` is how the OpenAPI document describes the status (one per status code)."""
+
+    status_code: ClassVar[int] = 400
+    summary: ClassVar[str] = "The request is malformed or a value is out of range"
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -37,10 +50,12 @@ class BadRequest(PortalError):
 
 class NotAuthenticated(PortalError):
     status_code = 401
+    summary = "Not signed in: no valid Bearer token or session cookie"
 
 
 class Forbidden(PortalError):
     status_code = 403
+    summary = "Not allowed: needs an administrator, a CSRF token, or is turned off"
 
 
 class AdminOnly(Forbidden):
@@ -49,14 +64,28 @@ class AdminOnly(Forbidden):
 
 class NotFound(PortalError):
     status_code = 404
+    summary = "No such resource (or not the caller's)"
 
 
 class Conflict(PortalError):
     status_code = 409
+    summary = "Conflicts with the current state (a name taken, an alert retracted…)"
+
+
+class Unprocessable(PortalError):
+    """Well-formed by the schema, but the values do not make sense together or refer to
+    something that does not exist (a range too long, from after to, an unknown owner).
+
+    400 stays for what the document itself rules out, so a client that follows the schema
+    gets 400s only from its own bugs."""
+
+    status_code = 422
+    summary = "Well-formed, but the values contradict each other or the data"
 
 
 class TooManyRequests(PortalError):
     status_code = 429
+    summary = "Too many requests: wait for Retry-After seconds"
 
     def __init__(self, detail: str, retry_after_s: int) -> None:
         super().__init__(detail)
@@ -65,6 +94,7 @@ class TooManyRequests(PortalError):
 
 class ServiceUnavailable(PortalError):
     status_code = 503
+    summary = "The database or the MQTT broker is unavailable, or the portal is busy"
 
 
 def is_api(request: Request[Any, Any, Any]) -> bool:
@@ -73,10 +103,12 @@ def is_api(request: Request[Any, Any, Any]) -> bool:
     return not (handler is not None and handler.opt.get("page"))
 
 
-def _json(detail: str, status: int, **extra: Any) -> Response[dict[str, Any]]:
-    headers = extra.pop("headers", None)
+def _json(detail: str, status: int, headers: dict[str, str] | None = None) -> Response[ErrorBody]:
     return Response(
-        {"detail": detail, **extra}, status_code=status, headers=headers, media_type=MediaType.JSON
+        ErrorBody(status_code=status, detail=detail),
+        status_code=status,
+        headers=headers,
+        media_type=MediaType.JSON,
     )
 
 

@@ -13,11 +13,12 @@ from portal.alerts.providers import alert_dependencies
 from portal.alerts.push import AlertPush
 from portal.alerts.schemas import AlertOut, AlertPage, AlertStatus, UnreadCount
 from portal.alerts.services import AlertService
+from portal.errors import Conflict
 
 Alerts = NamedDependency[AlertService]
 Push = NamedDependency[AlertPush]
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="page size")]
-Offset = Annotated[int, QueryParameter(ge=0, description="alerts to skip")]
+Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000, description="alerts to skip")]
 Unread = Annotated[bool | None, QueryParameter(description="true: open alerts only")]
 StatusFilter = Annotated[AlertStatus | None, QueryParameter(description="open, acknowledged…")]
 DeviceFilter = Annotated[uuid.UUID | None, QueryParameter(description="one device's alerts")]
@@ -54,6 +55,7 @@ class AlertController(Controller):
         "/{alert_id:uuid}/ack",
         status_code=200,
         summary="Acknowledge an alert (409 if it was retracted)",
+        opt={"errors": (Conflict,)},
     )
     async def acknowledge(
         self, alerts: Alerts, push: Push, alert_id: FromPath[uuid.UUID]

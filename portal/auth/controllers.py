@@ -20,7 +20,7 @@ from portal.auth.schemas import (
 )
 from portal.auth.services import REGISTRATION_RECEIVED, AuthService
 from portal.auth.tokens import csrf_token_for
-from portal.errors import NotAuthenticated
+from portal.errors import Forbidden, NotAuthenticated, TooManyRequests
 from portal.settings import PortalSettings
 
 Auth = NamedDependency[AuthService]
@@ -38,7 +38,7 @@ class AuthController(Controller):
     @post(
         "/login",
         status_code=200,
-        opt={"public": True},
+        opt={"public": True, "errors": (NotAuthenticated, TooManyRequests)},
         security=[],
         summary="Sign in: the token in the body (Bearer) and as an HttpOnly cookie",
     )
@@ -70,7 +70,7 @@ class AuthController(Controller):
     @post(
         "/register",
         status_code=202,
-        opt={"public": True},
+        opt={"public": True, "errors": (Forbidden, TooManyRequests)},
         security=[],
         summary="Self-registration of a client: 202 whether or not the user name was free, "
         "so it reveals no account; sign in to use it (403 when turned off)",

@@ -16,6 +16,7 @@ from portal.auth.schemas import CurrentUser
 from portal.chat.relay import ChatRelay
 from portal.chat.schemas import (
     DEFAULT_PAGE,
+    MAX_MESSAGE_ID,
     MAX_PAGE,
     ConversationOut,
     MessageCreate,
@@ -25,12 +26,13 @@ from portal.chat.schemas import (
     ReadRequest,
 )
 from portal.chat.services import ChatService
+from portal.errors import TooManyRequests, Unprocessable
 
 Chat = NamedDependency[ChatService]
 Before = Annotated[
     int | None,
     QueryParameter(
-        ge=1, le=2**63 - 1, description="only messages older than this message id (next page)"
+        ge=1, le=MAX_MESSAGE_ID, description="only messages older than this message id (next page)"
     ),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="messages per page")]
@@ -87,6 +89,7 @@ class ChatController(Controller):
         "/{conversation_id:uuid}/messages",
         summary="Send a message (optionally about one of the client's alerts)",
         description="At most 20 messages per user every 10 s (then 429 with Retry-After).",
+        opt={"errors": (Unprocessable, TooManyRequests)},
     )
     async def send(
         self, chat: Chat, conversation_id: FromPath[uuid.UUID], data: JSONBody[MessageCreate]

@@ -15,7 +15,7 @@ from portal.auth.guards import current_user, requires_admin
 from portal.chat.controllers import CHAT_DEPENDENCIES
 from portal.chat.schemas import AlertRef
 from portal.chat.services import ChatService
-from portal.errors import BadRequest, NotFound
+from portal.errors import BadRequest, NotFound, Unprocessable
 from portal.pages import PAGE, render, see_other
 
 Chat = NamedDependency[ChatService]
@@ -56,7 +56,7 @@ class ChatPages(Controller):
                 if alert_id is None:
                     raise BadRequest(f"alert {raw_alert[:40]!r} is not an alert id")
                 alert = await chat.alert_ref(alert_id)
-            except BadRequest:
+            except (BadRequest, Unprocessable):
                 error = "That alert is not one of yours, so the message cannot refer to it."
         return render(
             request,

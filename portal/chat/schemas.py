@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 
 from portal.auth.schemas import Role
-from portal.validation import check_text
+from portal.validation import VISIBLE_TEXT_PATTERN, check_text, documented
 
 MAX_BODY = 4000  # the database's CHECK (length(body) BETWEEN 1 AND 4000)
 DEFAULT_PAGE = 50
@@ -21,9 +21,13 @@ Body = Annotated[
         min_length=1,
         max_length=MAX_BODY,
         description=f"plain text, 1–{MAX_BODY} characters; shown as text, never as HTML",
+        extra_json_schema=documented(pattern=VISIBLE_TEXT_PATTERN),
     ),
 ]
-MessageId = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+# Ids stay within JavaScript's safe integers (the browser reads them) and within what a JSON
+# Schema validator compares exactly as a double (2**63 - 1 is not: 2**63 passed as "<= it").
+MAX_MESSAGE_ID = 2**53 - 1
+MessageId = Annotated[int, msgspec.Meta(ge=1, le=MAX_MESSAGE_ID)]
 
 
 class AlertRef(msgspec.Struct, kw_only=True):

@@ -41,7 +41,7 @@ from portal.chat.schemas import (
     MessagePage,
     ReadReceipt,
 )
-from portal.errors import BadRequest, NotFound
+from portal.errors import BadRequest, NotFound, Unprocessable
 
 log = logging.getLogger("portal.chat")
 
@@ -185,7 +185,7 @@ class ChatService:
         row = (await self.session.execute(alert_query(alert_id, client_id))).one_or_none()
         if row is None:
             whose = "yours" if client_id == self.actor.id else "this client's"
-            raise BadRequest(f"alert_id: alert {alert_id} is not one of {whose}")
+            raise Unprocessable(f"alert_id: alert {alert_id} is not one of {whose}")
         return AlertRef(**row._asdict())
 
     async def _client_of(self, conversation_id: uuid.UUID) -> uuid.UUID:

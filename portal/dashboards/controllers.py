@@ -4,10 +4,12 @@ signed-in user's local days (clients: their own devices; another client's is a 4
 from __future__ import annotations
 
 import uuid
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get
 from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import OpenAPIFormat, Schema
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,29 +20,60 @@ from portal.dashboards.schemas import DailyRange, HourlyDay, ReadingsPage
 from portal.dashboards.services import MAX_READINGS_PAGE, ConsumptionService
 from portal.dashboards.timeframe import MAX_HOURLY_EXPORT_DAYS, MAX_READINGS_DAYS, instant_range
 from portal.devices.services import DeviceService
+from portal.errors import Unprocessable
 
+# Parsed by portal/dashboards/timeframe.py (its messages are clearer than a type's); the
+# document states the formats it takes.
 _WHEN = "a date (YYYY-MM-DD, the whole local day) or a timestamp with an offset"
+_DATE = {"format": OpenAPIFormat.DATE}
+_DATE_OR_TIMESTAMP = {
+    "any_of": [Schema(format=OpenAPIFormat.DATE), Schema(format=OpenAPIFormat.DATE_TIME)]
+}
 Day = Annotated[
     str | None,
-    QueryParameter(max_length=40, description="local day, YYYY-MM-DD (default: today)"),
+    QueryParameter(
+        max_length=40, schema_extra=_DATE, description="local day, YYYY-MM-DD (default: today)"
+    ),
 ]
 FromDay = Annotated[
     str | None,
-    QueryParameter(name="from", max_length=40, description="first local day (default: to − 6)"),
+    QueryParameter(
+        name="from",
+        max_length=40,
+        schema_extra=_DATE,
+        description="first local day (default: to − 6)",
+    ),
 ]
 ToDay = Annotated[
     str | None,
-    QueryParameter(max_length=40, description="last local day, included (default: today)"),
+    QueryParameter(
+        max_length=40, schema_extra=_DATE, description="last local day, included (default: today)"
+    ),
 ]
 From = Annotated[
-    str | None, QueryParameter(name="from", max_length=40, description=f"start: {_WHEN}")
+    str | None,
+    QueryParameter(
+        name="from",
+        max_length=40,
+        schema_extra=_DATE_OR_TIMESTAMP,
+        description=f"start: {_WHEN}",
+    ),
 ]
 To = Annotated[
-    str | None, QueryParameter(max_length=40, description=f"end (a date is included): {_WHEN}")
+    str | None,
+    QueryParameter(
+        max_length=40,
+        schema_extra=_DATE_OR_TIMESTAMP,
+        description=f"end (a date is included): {_WHEN}",
+    ),
 ]
 After = Annotated[
     str | None,
-    QueryParameter(max_length=40, description="next page: the previous page's next_after"),
+    QueryParameter(
+        max_length=40,
+        schema_extra=_DATE_OR_TIMESTAMP,
+        description="next page: the previous page's next_after",
+    ),
 ]
 Limit = Annotated[int, QueryParameter(ge=1, le=MAX_READINGS_PAGE, description="rows per page")]
 Kind = Annotated[
@@ -65,6 +98,8 @@ class ConsumptionController(Controller):
     path = "/api/v1/devices"
     tags = ("consumption",)
     dependencies = _DEPENDENCIES
+    # Any of them can answer 422: a range too long, from after to, outside the calendar.
+    opt = MappingProxyType({"errors": (Unprocessable,)})
 
     @get(
         "/{device_id:uuid}/consumption/hourly",

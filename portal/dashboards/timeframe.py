@@ -16,7 +16,7 @@ import zoneinfo
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from portal.errors import BadRequest
+from portal.errors import BadRequest, Unprocessable
 
 log = logging.getLogger("portal.dashboards")
 
@@ -79,7 +79,7 @@ def parse_date(name: str, raw: str) -> date:
     except ValueError:
         raise BadRequest(f"{name}: {raw[:40]!r} is not a date — use YYYY-MM-DD") from None
     if not MIN_DATE <= value <= MAX_DATE:
-        raise BadRequest(f"{name}: {raw} is outside {MIN_DATE} … {MAX_DATE}")
+        raise Unprocessable(f"{name}: {raw} is outside {MIN_DATE} … {MAX_DATE}")
     return value
 
 
@@ -92,8 +92,8 @@ def parse_instant(name: str, raw: str, tz: zoneinfo.ZoneInfo, *, end: bool) -> d
         return start.astimezone(UTC)
     if len(raw) > 6 and raw[-6] == " ":  # an unencoded "+" in a query string arrives as " "
         raw = raw[:-6] + "+" + raw[-5:]
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    try:  # RFC 3339 allows a lower-case t and z; fromisoformat does not
+        value = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
     except ValueError:
         value = None
     if value is None or value.tzinfo is None:
@@ -103,7 +103,7 @@ def parse_instant(name: str, raw: str, tz: zoneinfo.ZoneInfo, *, end: bool) -> d
         )
     # Compare before converting: year 1 or 9999 with an offset overflows astimezone().
     if not MIN_DATE <= value.date() <= MAX_DATE:
-        raise BadRequest(f"{name}: {raw[:40]} is outside {MIN_DATE} … {MAX_DATE}")
+        raise Unprocessable(f"{name}: {raw[:40]} is outside {MIN_DATE} … {MAX_DATE}")
     return value.astimezone(UTC)
 
 
@@ -124,10 +124,10 @@ def day_range(
     last = parse_date("to", raw_to) if raw_to else local_today(tz)
     first = parse_date("from", raw_from) if raw_from else last - timedelta(days=6)
     if first > last:
-        raise BadRequest(f"from ({first}) is after to ({last})")
+        raise Unprocessable(f"from ({first}) is after to ({last})")
     span = DayRange(first, last)
     if span.days > max_days:
-        raise BadRequest(f"the range has {span.days} days; at most {max_days} are allowed")
+        raise Unprocessable(f"the range has {span.days} days; at most {max_days} are allowed")
     return span
 
 
@@ -146,7 +146,7 @@ def instant_range(
     start = parse_instant("from", raw_from or today, tz, end=False)
     end = parse_instant("to", raw_to or today, tz, end=True)
     if start >= end:
-        raise BadRequest(f"from ({raw_from or today}) is not before to ({raw_to or today})")
+        raise Unprocessable(f"from ({raw_from or today}) is not before to ({raw_to or today})")
     if end - start > timedelta(days=max_days, hours=1):  # +1 h: a range of fall-back days
-        raise BadRequest(f"the range is longer than {max_days} days; ask for less")
+        raise Unprocessable(f"the range is longer than {max_days} days; ask for less")
     return InstantRange(start, end)

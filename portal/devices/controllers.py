@@ -19,6 +19,7 @@ from portal.devices.schemas import (
     OwnerAssignment,
 )
 from portal.devices.services import DeviceService
+from portal.errors import Unprocessable
 
 Devices = NamedDependency[DeviceService]
 OwnerFilter = Annotated[uuid.UUID | None, QueryParameter(description="only this owner's devices")]
@@ -58,7 +59,12 @@ class DeviceController(Controller):
     async def delete_device(self, devices: Devices, device_id: FromPath[uuid.UUID]) -> None:
         await devices.delete(device_id)
 
-    @put("/{device_id:uuid}/owner", guards=[requires_admin], summary="Assign or unassign")
+    @put(
+        "/{device_id:uuid}/owner",
+        guards=[requires_admin],
+        summary="Assign or unassign (422: no such client)",
+        opt={"errors": (Unprocessable,)},
+    )
     async def set_owner(
         self, devices: Devices, device_id: FromPath[uuid.UUID], data: JSONBody[OwnerAssignment]
     ) -> DeviceOut:

@@ -9,18 +9,40 @@ from typing import Annotated, Literal
 import msgspec
 
 from hub.protocol import DeviceAction, DeviceEvent
-from portal.validation import check_text
+from portal.validation import NO_NUL_PATTERN, VISIBLE_TEXT_PATTERN, check_text, documented
 
 MeterKind = Literal["cumulative", "interval"]
-DeviceName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Description = Annotated[str, msgspec.Meta(max_length=2000)]
-Address = Annotated[str, msgspec.Meta(max_length=500)]
-# Upper bounds keep values finite (JSON 1e999 decodes to infinity) and plausible.
+DeviceName = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1, max_length=200, extra_json_schema=documented(pattern=VISIBLE_TEXT_PATTERN)
+    ),
+]
+Description = Annotated[
+    str, msgspec.Meta(max_length=2000, extra_json_schema=documented(pattern=NO_NUL_PATTERN))
+]
+Address = Annotated[
+    str, msgspec.Meta(max_length=500, extra_json_schema=documented(pattern=NO_NUL_PATTERN))
+]
+# Upper bounds keep values finite (JSON 1e999 decodes to infinity) and plausible. The lower
+# bound is stated twice: Litestar drops gt=0 from optional fields' schemas (a truthiness test).
 MaxHourlyKwh = Annotated[
-    float, msgspec.Meta(gt=0, le=1e6, description="alert limit for one hour's energy, kWh")
+    float,
+    msgspec.Meta(
+        gt=0,
+        le=1e6,
+        description="alert limit for one hour's energy, kWh",
+        extra_json_schema=documented(exclusiveMinimum=0),
+    ),
 ]
 RatedPowerW = Annotated[
-    float, msgspec.Meta(gt=0, le=1e9, description="deltas implying more power are quarantined")
+    float,
+    msgspec.Meta(
+        gt=0,
+        le=1e9,
+        description="deltas implying more power are quarantined",
+        extra_json_schema=documented(exclusiveMinimum=0),
+    ),
 ]
 IntervalS = Annotated[int, msgspec.Meta(ge=1, le=86_400, description="reading interval, seconds")]
 

@@ -28,7 +28,7 @@ from portal.devices.schemas import (
     DeviceUpdate,
     MeterCredentials,
 )
-from portal.errors import BadRequest, NotFound
+from portal.errors import NotFound, Unprocessable
 
 log = logging.getLogger("portal.devices")
 
@@ -116,9 +116,9 @@ class DeviceService:
                 )
             ).scalar_one_or_none()
             if role is None:
-                raise BadRequest(f"owner_id: user {owner_id} does not exist")
+                raise Unprocessable(f"owner_id: user {owner_id} does not exist")
             if role != "client":
-                raise BadRequest(
+                raise Unprocessable(
                     f"owner_id: user {owner_id} is an administrator; owners are clients"
                 )
         await self.session.execute(

@@ -10,6 +10,7 @@ from litestar.params import FromPath, JSONBody
 
 from portal.auth.authenticator import Authenticator
 from portal.auth.guards import requires_admin
+from portal.errors import Conflict
 from portal.users.schemas import UserCreate, UserOut, UserUpdate
 from portal.users.services import UserService
 
@@ -23,7 +24,7 @@ class UserController(Controller):
     async def list_users(self, users: NamedDependency[UserService]) -> list[UserOut]:
         return await users.list_users()
 
-    @post("/", summary="Create a user")
+    @post("/", summary="Create a user", opt={"errors": (Conflict,)})
     async def create_user(
         self, users: NamedDependency[UserService], data: JSONBody[UserCreate]
     ) -> UserOut:
@@ -35,7 +36,11 @@ class UserController(Controller):
     ) -> UserOut:
         return await users.get(user_id)
 
-    @patch("/{user_id:uuid}", summary="Change a user; `password` resets their password")
+    @patch(
+        "/{user_id:uuid}",
+        summary="Change a user; `password` resets their password",
+        opt={"errors": (Conflict,)},
+    )
     async def update_user(
         self,
         users: NamedDependency[UserService],

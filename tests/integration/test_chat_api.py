@@ -245,12 +245,12 @@ def test_a_message_can_refer_to_one_of_the_clients_alerts(chat: Chat) -> None:
     assert alert["id"] == chat.ids["alert_alice"]
     assert (alert["kind"], alert["device_name"]) == ("hourly_limit", "alice's meter")
     not_hers = chat.say("alice", alices, "and this?", alert_id=chat.ids["alert_bob"])
-    assert not_hers.status_code == 400
+    assert not_hers.status_code == 422  # well-formed, but not an alert of hers
     assert "alert_id" in not_hers.json()["detail"]
     # An administrator may refer to the client's alerts, not another client's.
     answer = chat.say("root", alices, "That hour went over.", alert_id=chat.ids["alert_alice"])
     assert answer.status_code == 201
-    assert chat.say("root", alices, "x", alert_id=chat.ids["alert_bob"]).status_code == 400
+    assert chat.say("root", alices, "x", alert_id=chat.ids["alert_bob"]).status_code == 422
 
     page = chat.client.get(f"/chat?alert={chat.ids['alert_alice']}", headers=chat.headers["alice"])
     assert page.status_code == 200

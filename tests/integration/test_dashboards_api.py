@@ -287,24 +287,27 @@ def test_only_the_owner_and_administrators_see_a_device(
 
 
 @pytest.mark.parametrize(
-    ("path", "params", "message"),
+    ("path", "params", "status", "message"),
     [
-        ("consumption/hourly", {"date": "2026-02-30"}, "is not a date"),
-        ("consumption/hourly", {"date": "29.03.2026"}, "is not a date"),
-        ("consumption/daily", {"from": "2026-03-10", "to": "2026-03-01"}, "is after to"),
-        ("consumption/daily", {"from": "2020-01-01", "to": "2026-01-01"}, "at most 1098"),
-        ("consumption/daily", {"from": "1900-01-01", "to": "1900-01-02"}, "outside"),
-        ("readings", {"from": "2026-03-01T10:00:00"}, "with an offset"),
-        ("readings", {"from": "2024-01-01", "to": "2026-01-01"}, "longer than 366 days"),
-        ("readings", {"from": SPRING, "to": "2026-03-28"}, "is not before"),
-        ("readings", {"limit": "10001"}, "limit"),
-        ("export.csv", {"kind": "minutely"}, "kind"),
-        ("export.csv", {"from": "2025-01-01", "to": "2026-03-01", "kind": "readings"}, "366"),
+        # What the document rules out (a format, a bound): 400.
+        ("consumption/hourly", {"date": "2026-02-30"}, 400, "is not a date"),
+        ("consumption/hourly", {"date": "29.03.2026"}, 400, "is not a date"),
+        ("readings", {"from": "2026-03-01T10:00:00"}, 400, "with an offset"),
+        ("readings", {"limit": "10001"}, 400, "limit"),
+        ("export.csv", {"kind": "minutely"}, 400, "kind"),
+        # Well-formed values that do not make a range the portal serves: 422.
+        ("consumption/daily", {"from": "2026-03-10", "to": "2026-03-01"}, 422, "is after to"),
+        ("consumption/daily", {"from": "2020-01-01", "to": "2026-01-01"}, 422, "at most 1098"),
+        ("consumption/daily", {"from": "1900-01-01", "to": "1900-01-02"}, 422, "outside"),
+        ("readings", {"from": "2024-01-01", "to": "2026-01-01"}, 422, "longer than 366 days"),
+        ("readings", {"from": SPRING, "to": "2026-03-28"}, 422, "is not before"),
+        ("export.csv", {"from": "2025-01-01", "to": "2026-03-01", "kind": "readings"}, 422, "366"),
     ],
 )
-def test_bad_ranges_are_400_with_a_message(
-    dash: Dash, path: str, params: dict[str, str], message: str
+def test_bad_ranges_are_refused_with_a_message(
+    dash: Dash, path: str, params: dict[str, str], status: int, message: str
 ) -> None:
     response = dash.get(dash.alice, "/api/v1/devices/{a}/" + path, **params)
-    assert response.status_code == 400, response.text
+    assert response.status_code == status, response.text
+    assert response.json() == {"status_code": status, "detail": response.json()["detail"]}
     assert message in response.json()["detail"]

@@ -91,7 +91,14 @@ def test_wrong_passwords_and_unknown_users_get_the_same_401(
     wrong = sign_in(client, "root", "not-the-password")
     unknown = sign_in(client, "nobody-here", "not-the-password")
     assert wrong.status_code == unknown.status_code == 401
-    assert wrong.json() == unknown.json() == {"detail": "wrong username or password"}
+    assert (
+        wrong.json()
+        == unknown.json()
+        == {
+            "status_code": 401,
+            "detail": "wrong username or password",
+        }
+    )
 
 
 def _claims(user_id: str, **overrides: Any) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from portal.dashboards.timeframe import (
     parse_date,
     parse_instant,
 )
-from portal.errors import BadRequest
+from portal.errors import BadRequest, Unprocessable
 
 H = timedelta(hours=1)
 BUCHAREST = ZoneInfo("Europe/Bucharest")
@@ -77,7 +77,7 @@ def test_dates_are_strict_iso_and_in_range() -> None:
     for bad in ("2026-3-29", "29.03.2026", "2026-02-30", "2026-03-29T00:00", "2026-W13-1", ""):
         with pytest.raises(BadRequest, match="is not a date"):
             parse_date("date", bad)
-    with pytest.raises(BadRequest, match="outside"):
+    with pytest.raises(Unprocessable, match="outside"):  # a date, but not one we keep
         parse_date("date", "1969-12-31")
 
 
@@ -93,24 +93,24 @@ def test_instants_are_local_days_or_timestamps_with_an_offset() -> None:
         assert parse_instant("from", raw, BUCHAREST, end=False) == expected
     with pytest.raises(BadRequest, match="with an offset"):
         parse_instant("from", "2026-03-29T10:00:00", BUCHAREST, end=False)
-    # The ends of the calendar are a 400, not an overflow inside astimezone().
+    # The ends of the calendar are a 422, not an overflow inside astimezone().
     for far in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
-        with pytest.raises(BadRequest, match="outside"):
+        with pytest.raises(Unprocessable, match="outside"):
             parse_instant("to", far, BUCHAREST, end=True)
 
 
 def test_ranges_default_to_recent_days_and_refuse_reversed_or_long_ones() -> None:
     span = day_range(None, "2026-03-29", BUCHAREST, max_days=31)
     assert (span.first, span.last, span.days) == (date(2026, 3, 23), date(2026, 3, 29), 7)
-    with pytest.raises(BadRequest, match="is after to"):
+    with pytest.raises(Unprocessable, match="is after to"):
         day_range("2026-03-30", "2026-03-29", BUCHAREST, max_days=31)
-    with pytest.raises(BadRequest, match="at most 31"):
+    with pytest.raises(Unprocessable, match="at most 31"):
         day_range("2026-01-01", "2026-03-29", BUCHAREST, max_days=31)
     window = instant_range("2026-10-25", "2026-10-25", BUCHAREST, max_days=1)
     assert window.end - window.start == 25 * H  # a fall-back day still fits a one-day limit
-    with pytest.raises(BadRequest, match="not before"):
+    with pytest.raises(Unprocessable, match="not before"):
         instant_range("2026-10-25T10:00:00Z", "2026-10-25T10:00:00Z", BUCHAREST, max_days=1)
-    with pytest.raises(BadRequest, match="longer than 1 days"):
+    with pytest.raises(Unprocessable, match="longer than 1 days"):
         instant_range("2026-10-24", "2026-10-25", BUCHAREST, max_days=1)
 
 
