@@ -88,7 +88,7 @@ def progress_line(elapsed: float, sim_now: datetime, t: Totals) -> str:
     return (
         f"ems-sim [{elapsed:7.1f}s] sim={_sim(sim_now)} connected={t.connected}/{t.meters} "
         f"produced={t.produced} acked={t.acked} buffered={t.buffered} dropped={t.dropped} "
-        f"reconnects={t.reconnects} missed={t.missed} refused={t.refused}"
+        f"reconnects={t.reconnects} missed={t.missed} refused={t.refused} unrouted={t.unrouted}"
     )
 
 
