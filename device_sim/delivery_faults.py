@@ -27,7 +27,7 @@ from uuid import UUID
 
 from device_sim.scenario import Fault
 from firmware_stub.clock import Clock
-from firmware_stub.transport import MqttClient, Will
+from firmware_stub.transport import MqttClient, PublishOutcome, Will
 
 WIRE_KINDS = frozenset({"outage", "duplicates", "reorder", "malformed"})
 
@@ -67,7 +67,7 @@ class FaultyClient:
         self.on_connect: Callable[[], None] | None = None
         self.on_connect_failed: Callable[[str, bool], None] | None = None
         self.on_disconnect: Callable[[str], None] | None = None
-        self.on_publish: Callable[[int, bool], None] | None = None
+        self.on_publish: Callable[[int, PublishOutcome], None] | None = None
         self.on_message: Callable[[str, bytes], None] | None = None
         self.on_timer: Callable[[float], None] | None = None
         self.injected = Injected()
@@ -170,11 +170,11 @@ class FaultyClient:
             (topic, payload, qos), self._held = self._held, None
             self._mids[self._inner.publish(topic, payload, qos, False)] = self._held_mid
 
-    def _published(self, mid: int, accepted: bool) -> None:
+    def _published(self, mid: int, outcome: PublishOutcome) -> None:
         if mid in self._swallow:
             self._swallow.discard(mid)
         elif self.on_publish:
-            self.on_publish(self._mids.pop(mid, mid), accepted)
+            self.on_publish(self._mids.pop(mid, mid), outcome)
 
     def _connected(self) -> None:
         if self._open("outage", self._clock.now()):

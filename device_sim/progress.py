@@ -28,6 +28,7 @@ class Totals:
     missed: int = 0
     refused: int = 0
     rejected: int = 0
+    unrouted: int = 0
     resent: int = 0
 
 
@@ -52,6 +53,7 @@ def totals(meters: Sequence[Meter]) -> Totals:
         t.reconnects += max(s.connects - 1, 0)
         t.missed += s.missed_slots
         t.rejected += s.rejected
+        t.unrouted += s.unrouted
         t.resent += s.resent
     return t
 
@@ -86,7 +88,7 @@ def progress_line(elapsed: float, sim_now: datetime, t: Totals) -> str:
     return (
         f"ems-sim [{elapsed:7.1f}s] sim={_sim(sim_now)} connected={t.connected}/{t.meters} "
         f"produced={t.produced} acked={t.acked} buffered={t.buffered} dropped={t.dropped} "
-        f"reconnects={t.reconnects} missed={t.missed} refused={t.refused}"
+        f"reconnects={t.reconnects} missed={t.missed} refused={t.refused} unrouted={t.unrouted}"
     )
 
 
@@ -95,7 +97,7 @@ def summary(why: str, elapsed: float, t: Totals, f: FaultTotals | None) -> str:
         f"ems-sim: stopped ({why}) after {elapsed:.1f} s",
         f"  meters={t.meters} produced={t.produced} acked={t.acked} buffered={t.buffered} "
         f"dropped={t.dropped} reconnects={t.reconnects} missed={t.missed} resent={t.resent} "
-        f"refused={t.refused} rejected={t.rejected}",
+        f"refused={t.refused} rejected={t.rejected} unrouted={t.unrouted}",
     ]
     if f is not None:
         lines.append(

@@ -4,6 +4,8 @@ Nothing happens until ``FakeBroker.deliver()``: connection answers, PUBACKs and 
 queued and delivered in order, so a test decides exactly when the network "runs". The broker
 keeps every publish it accepted (``published``), the retained messages, and it publishes a
 client's last will when the connection is cut (``FakeClient.drop()`` or ``FakeBroker.kill()``).
+While ``no_subscribers`` is set it answers as an MQTT 5 broker does when nobody is subscribed
+(after a restart, before the hubs are back): PUBACK "no matching subscribers", message dropped.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from firmware_stub.transport import Will
+from firmware_stub.transport import PublishOutcome, Will
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,8 @@ class FakeBroker:
     def __init__(self, passwords: Mapping[str, str] | None = None) -> None:
         self.up = True
         self.hold_acks = False  # keep PUBACKs back until release_acks()
+        self.no_subscribers = False  # answer UNROUTED and drop (retained ones are still kept)
+        self.unrouted: list[Published] = []  # what it dropped for want of subscribers
         self.published: list[Published] = []
         self.retained: dict[str, bytes] = {}
         self._passwords = passwords
@@ -75,10 +79,17 @@ class FakeBroker:
             if client.connected and topic in client.subscriptions:
                 self._queue.append(client.deliver_message(topic, payload))
 
-    def accept(self, client_id: str, topic: str, payload: bytes, qos: int, retain: bool) -> None:
-        self.published.append(Published(client_id, topic, payload, qos, retain))
+    def accept(
+        self, client_id: str, topic: str, payload: bytes, qos: int, retain: bool
+    ) -> PublishOutcome:
+        message = Published(client_id, topic, payload, qos, retain)
         if retain:
             self.retained[topic] = payload
+        if self.no_subscribers:
+            self.unrouted.append(message)
+            return PublishOutcome.UNROUTED
+        self.published.append(message)
+        return PublishOutcome.ACCEPTED
 
     def queue(self, event: Callable[[], None], *, ack: bool = False) -> None:
         (self._held if ack and self.hold_acks else self._queue).append(event)
@@ -95,7 +106,7 @@ class FakeClient:
         self.on_connect: Callable[[], None] | None = None
         self.on_connect_failed: Callable[[str, bool], None] | None = None
         self.on_disconnect: Callable[[str], None] | None = None
-        self.on_publish: Callable[[int, bool], None] | None = None
+        self.on_publish: Callable[[int, PublishOutcome], None] | None = None
         self.on_message: Callable[[str, bytes], None] | None = None
         self.connected = False
         self.subscriptions: set[str] = set()
@@ -134,11 +145,12 @@ class FakeClient:
         mid, session = self._mid, self._session
         if not self.connected:
             return mid  # lost on a dead connection: no acknowledgement will come
-        self._broker.accept(self._client_id, topic, payload, qos, retain)
+        # Routed (or not) when it arrives, as a real broker does; the PUBACK says which.
+        outcome = self._broker.accept(self._client_id, topic, payload, qos, retain)
 
         def ack() -> None:
             if session == self._session and self.connected and self.on_publish:
-                self.on_publish(mid, True)
+                self.on_publish(mid, outcome)
 
         if qos > 0:
             self._broker.queue(ack, ack=True)

@@ -8,6 +8,11 @@ Each reading (``schedule.py``) gets the next ``seq`` and goes into the buffer fi
 connected (``session.py``) the buffer is pumped in seq order: one reading as an object, a
 backlog as arrays of up to ``batch_max``, at most ``window`` publishes unacknowledged
 (``window.py``). A new connection starts again from what the broker acknowledged.
+
+A PUBACK "no matching subscribers" (MQTT 5 reason 0x10: EMS was not subscribed, e.g. right
+after a broker restart) means the broker dropped the message: its readings stay pending, the
+pump pauses for a back-off (``backoff.py``, growing while it lasts) and then starts again from
+the acknowledged prefix - as after a reconnect, without dropping the connection.
 """
 
 from __future__ import annotations
@@ -18,13 +23,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
+from firmware_stub.backoff import Backoff
 from firmware_stub.buffer import ReadingBuffer
 from firmware_stub.clock import Clock
 from firmware_stub.model import MeterConfig, MeterStats, Sensor, State
 from firmware_stub.records import StoredReading, to_ms
 from firmware_stub.schedule import ReadingSchedule
 from firmware_stub.session import Session
-from firmware_stub.transport import MqttClient
+from firmware_stub.transport import MqttClient, PublishOutcome
 from firmware_stub.window import InFlightWindow
 from firmware_stub.wire import Encoder, encode_v1, handle_command
 from hub.protocol import cmd_topic, readings_topic
@@ -61,13 +67,17 @@ class Meter:
         self._sync_at: float | None = None
         self._inflight = InFlightWindow(self.config.window)
         self._sent_through = -1
+        rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        # While set, readings found no subscriber: the pump waits until then (see _unrouted).
+        self._resync_at: float | None = None
+        self._unrouted_backoff = Backoff(self.config.backoff, rng)
         self._session = Session(
             device_id,
             client=client,
             clock=clock,
             config=self.config,
             stats=self.stats,
-            rng=rng or random.Random(),  # noqa: S311 - jitter, not security
+            rng=rng,
             up=self._connected,
             down=self._inflight.clear,
             finished=self._finished,
@@ -109,6 +119,10 @@ class Meter:
             self._session.on_deadline()
         if self._sync_at is not None and mono >= self._sync_at:
             self._sync()
+        if self._resync_at is not None and mono >= self._resync_at:
+            self._resync_at = None
+            if self.state is State.CONNECTED:
+                self._pump_from_prefix()
         return self._next_wake(mono, now)
 
     def stop(self) -> None:
@@ -156,6 +170,8 @@ class Meter:
         return self._client.publish(self._readings_topic, payload, 1, False)
 
     def _pump(self) -> None:
+        if self._resync_at is not None:
+            return  # backing off: nobody was subscribed to the last readings
         while self._inflight.has_room():
             batch = self.buffer.pending(self._sent_through, self.config.batch_max)
             if not batch:
@@ -167,20 +183,31 @@ class Meter:
     # ---- events --------------------------------------------------------------------------
 
     def _connected(self) -> None:
+        self._resync_at = None  # the reconnect was the back-off
+        self._pump_from_prefix()
+
+    def _pump_from_prefix(self) -> None:
         # Everything after what the broker acknowledged is sent again, oldest first (the hub
-        # absorbs a reading it already has).
+        # absorbs a reading it already has). PUBACKs still due for the cleared window are
+        # then ignored: their mids are unknown, the copies sent now get their own.
         self._inflight.clear()
         self._sent_through = self.buffer.acked_seq
         self._pump()
 
-    def _on_publish(self, mid: int, accepted: bool) -> None:
+    def _on_publish(self, mid: int, outcome: PublishOutcome) -> None:
         if self.state is State.STOPPED:
             return
         count = self._inflight.count_of(mid)
         if count is None:
             self._session.acknowledged(mid)
             return
-        if not accepted:
+        if outcome is PublishOutcome.UNROUTED:
+            # Not marked done in the window: no later PUBACK can move the prefix past it.
+            self._unrouted(count)
+            return
+        if outcome is PublishOutcome.ACCEPTED:
+            self._routed()
+        else:
             # Retrying cannot help (the broker's ACL said no); keep the buffer moving.
             self.stats.rejected += count
             log.warning("meter %s: the broker refused %d readings", self.device_id, count)
@@ -194,6 +221,37 @@ class Meter:
         if self.state is State.CONNECTED:
             self._pump()
 
+    def _unrouted(self, count: int) -> None:
+        self.stats.unrouted += count
+        if self._resync_at is not None:
+            return  # the rest of the window answering the same: one back-off for all
+        delay = self._unrouted_backoff.next_delay()
+        self._resync_at = self._clock.monotonic() + delay
+        self._timer(self._resync_at)
+        level = logging.WARNING if self._unrouted_backoff.attempt == 1 else logging.DEBUG
+        log.log(
+            level,
+            "meter %s: no subscriber for its readings (PUBACK 0x10 no matching subscribers);"
+            " keeping them, sending again in %.1f s",
+            self.device_id,
+            delay,
+        )
+
+    def _routed(self) -> None:
+        if not self._unrouted_backoff.attempt:
+            return
+        log.info(
+            "meter %s: readings reach a subscriber again after %d retries",
+            self.device_id,
+            self._unrouted_backoff.attempt,
+        )
+        self._unrouted_backoff.reset()
+        if self._resync_at is not None:
+            # A later publish got through while backing off: subscribers are back, so resend
+            # the unrouted ones now rather than after the rest of the delay.
+            self._resync_at = self._clock.monotonic()
+            self._timer(self._resync_at)
+
     def _on_message(self, topic: str, payload: bytes) -> None:
         if (
             topic == self._cmd_topic
@@ -204,7 +262,7 @@ class Meter:
 
     def _finished(self) -> None:
         self._inflight.clear()
-        self._sync_at = None
+        self._sync_at = self._resync_at = None
         self.buffer.close()
 
     # ---- timers --------------------------------------------------------------------------
@@ -218,7 +276,7 @@ class Meter:
         if self.schedule.next_slot is not None:
             ahead = (self.schedule.next_slot - now).total_seconds() / self._clock.speed
             wake = min(wake, mono + max(ahead, 0.0))
-        for at in (self._session.deadline, self._sync_at):
+        for at in (self._session.deadline, self._sync_at, self._resync_at):
             if at is not None:
                 wake = min(wake, at)
         return wake

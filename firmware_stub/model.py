@@ -66,5 +66,6 @@ class MeterStats:
     connects: int = 0
     disconnects: int = 0
     rejected: int = 0  # readings the broker refused (PUBACK with an error)
+    unrouted: int = 0  # readings answered "no matching subscribers" (each try), kept and resent
     refused: int = 0  # connection attempts whose credentials the broker refused
     bad_commands: int = 0

@@ -21,11 +21,14 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from firmware_stub.transport import Will
+from firmware_stub.transport import PublishOutcome, Will
 
 # CONNACK codes meaning "these credentials will not do": MQTT 5 (bad user name or password,
 # not authorized) and MQTT 3.1.1 (4, 5).
 REFUSED_CODES = frozenset({134, 135, 4, 5})
+# PUBACK 0x10 "No matching subscribers": MQTT 5 does not count it as a failure (is_failure is
+# False), but the broker dropped the message.
+NO_MATCHING_SUBSCRIBERS = 0x10
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,7 @@ class PahoSession:
         self.on_connect: Callable[[], None] | None = None
         self.on_connect_failed: Callable[[str, bool], None] | None = None
         self.on_disconnect: Callable[[str], None] | None = None
-        self.on_publish: Callable[[int, bool], None] | None = None
+        self.on_publish: Callable[[int, PublishOutcome], None] | None = None
         self.on_message: Callable[[str, bytes], None] | None = None
         self._paho: mqtt.Client | None = None
         self._phase = Phase.CLOSED
@@ -143,8 +146,15 @@ class PahoSession:
 
     def _paho_publish(self, c: mqtt.Client, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
         if c is self._paho and self.on_publish:
-            self.on_publish(mid, not rc.is_failure)
+            self.on_publish(mid, publish_outcome(rc))
 
     def _paho_message(self, c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if c is self._paho and self.on_message:
             self.on_message(msg.topic, bytes(msg.payload))
+
+
+def publish_outcome(rc: ReasonCode) -> PublishOutcome:
+    """The PUBACK reason code as the meter needs it (MQTT 3.1.1: paho reports Success)."""
+    if rc.value == NO_MATCHING_SUBSCRIBERS:
+        return PublishOutcome.UNROUTED
+    return PublishOutcome.REFUSED if rc.is_failure else PublishOutcome.ACCEPTED

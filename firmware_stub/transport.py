@@ -7,8 +7,8 @@ keeps (the meter relies on them):
   ``subscribe()`` or ``connect()`` - and on the thread that calls the meter.
 * ``connect()`` starts one attempt; it ends in exactly one of ``on_connect`` or
   ``on_connect_failed``. A connection that was up ends in exactly one ``on_disconnect``.
-* ``on_publish(mid, accepted)`` reports the broker's acknowledgement (PUBACK for QoS 1) of the
-  publish that returned ``mid``; ``accepted`` is False when the broker refused it.
+* ``on_publish(mid, outcome)`` reports the broker's acknowledgement (PUBACK for QoS 1) of the
+  publish that returned ``mid``, as a ``PublishOutcome``.
 * ``disconnect()`` sends DISCONNECT (no last will) when connected, followed by
   ``on_disconnect``; during an attempt it abandons the attempt without further events.
 * ``drop()`` cuts the connection without DISCONNECT, as a network failure would: the broker
@@ -19,7 +19,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol
+
+
+class PublishOutcome(Enum):
+    """What a PUBACK says about a publish."""
+
+    ACCEPTED = "accepted"
+    """Routed to the subscribers (always so for MQTT 3.1.1, whose PUBACK has no reason)."""
+    REFUSED = "refused"
+    """An MQTT 5 error reason (not authorised, quota...): sending it again cannot help."""
+    UNROUTED = "unrouted"
+    """MQTT 5 reason 0x10 "No matching subscribers": the broker took the message and dropped
+    it, because nobody was subscribed at that moment (e.g. the hubs had not subscribed again
+    after a broker restart). Not a failure to MQTT, but not delivered either."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +49,7 @@ class MqttClient(Protocol):
     on_connect_failed: Callable[[str, bool], None] | None
     """``(reason, refused)``: ``refused`` is True when the broker rejected the credentials."""
     on_disconnect: Callable[[str], None] | None
-    on_publish: Callable[[int, bool], None] | None
+    on_publish: Callable[[int, PublishOutcome], None] | None
     on_message: Callable[[str, bytes], None] | None
 
     def connect(self, will: Will) -> None: ...

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from device_sim.scheduler import Scheduler
 from firmware_stub.aio_client import AsyncioMqttClient
+from firmware_stub.backoff import BackoffPolicy
 from firmware_stub.buffer import ReadingBuffer
 from firmware_stub.clock import SystemClock
 from firmware_stub.meter import Meter
@@ -144,3 +145,58 @@ def test_a_rotated_password_stops_the_meter_with_a_clear_state_not_endless_retri
 
     meter = asyncio.run(scenario())
     assert meter.stats.connects == 1 and meter.stats.disconnects == 1
+
+
+def test_readings_published_while_no_hub_is_subscribed_all_arrive_once_one_is(
+    broker: BrokerInfo,
+) -> None:
+    """Mosquitto answers a QoS 1 reading that matches no subscription with PUBACK 0x10 "no
+    matching subscribers" and drops it (after a restart, until the hubs have subscribed
+    again): the meter keeps such readings and sends them again until a hub takes them."""
+    device_id, password = new_meter(broker)
+    address = BrokerAddress(broker.host, broker.port, str(device_id), password, str(device_id))
+    client = PahoClient(address)
+    clock = SystemClock()
+    meter = Meter(
+        device_id,
+        client=client,
+        clock=clock,
+        buffer=ReadingBuffer(MemoryRecordStore()),
+        sensor=register,
+        config=MeterConfig(interval_s=1, backoff=BackoffPolicy(initial_s=0.2, maximum_s=1)),
+        rng=random.Random(5),
+    )
+    stop = threading.Event()
+    device = threading.Thread(target=run_forever, args=(meter, client, clock, stop.is_set))
+    device.start()
+    try:
+        wait_for(lambda: meter.stats.messages >= 3, 15, "readings nobody is subscribed to")
+        hub = Subscriber(
+            broker.host,
+            broker.port,
+            broker.hub_user,
+            broker.hub_password,
+            "$share/hub/ems/v1/meters/+/readings",
+        )
+        try:
+            wait_for(lambda: meter.stats.acked >= 5, 15, "readings acknowledged")
+            stop.set()
+            device.join(15)
+            assert meter.state is State.STOPPED
+
+            def seqs() -> set[int | None]:
+                return {
+                    r.seq
+                    for m in hub.received()
+                    for r in decode_readings(device_id, m.payload, now=FAR)
+                }
+
+            # Every reading the broker acknowledged reached the hub, the first ones included.
+            acked = set(range(meter.buffer.acked_seq + 1))
+            wait_for(lambda: seqs() >= acked, 10, f"seqs 0..{meter.buffer.acked_seq} at the hub")
+            assert meter.stats.unrouted >= 3
+        finally:
+            hub.close()
+    finally:
+        stop.set()
+        device.join(15)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from firmware_stub.backoff import BackoffPolicy
 from firmware_stub.buffer import ReadingBuffer
@@ -13,7 +18,9 @@ from firmware_stub.clock import ManualClock
 from firmware_stub.fake import FakeBroker, FakeClient
 from firmware_stub.meter import Meter
 from firmware_stub.model import Measurement, MeterConfig, State
+from firmware_stub.paho_session import publish_outcome
 from firmware_stub.storage import MemoryRecordStore
+from firmware_stub.transport import PublishOutcome
 from firmware_stub.wire import Encoder, encode_classic_batch, encode_v1
 from hub.protocol import (
     Reading,
@@ -259,3 +266,80 @@ def test_the_classic_format_carries_the_device_id_and_flushes_as_an_array() -> N
     assert [r.energy_kwh for r in flush] == [100.0, 100.35, 100.85]
     payload = rig.broker.topics("/readings")[0].payload
     assert str(rig.device_id).encode() in payload
+
+
+# ---- "no matching subscribers" (MQTT 5 PUBACK 0x10): EMS was not subscribed ---------------
+
+
+def test_readings_nobody_was_subscribed_to_stay_buffered_and_arrive_once_subscribers_are_back(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rig = Rig(backoff=BackoffPolicy(initial_s=1, maximum_s=30))
+    rig.broker.no_subscribers = True  # e.g. a broker restart the hubs have not caught up with
+    with caplog.at_level(logging.DEBUG, logger="firmware_stub.meter"):
+        rig.start()
+        rig.run(1800, step=5)
+        assert rig.readings() == []  # the broker dropped every one of them...
+        assert rig.buffer.pending_count == rig.meter.stats.produced == 4  # ...the meter did not
+        assert rig.buffer.acked_seq == -1 and rig.meter.stats.acked == 0
+        assert rig.meter.stats.unrouted > 4  # retried, each try counted
+        # Retried with a growing back-off, not hammered: a try every 15..30 s at the ceiling.
+        tried = len(rig.broker.unrouted)
+        rig.run(600, step=5)
+        assert 600 / 30 - 1 <= len(rig.broker.unrouted) - tried <= 600 / 15 + 1
+        rig.broker.no_subscribers = False
+        rig.run(60, step=5)
+    assert rig.meter.state is State.CONNECTED
+    assert seqs(rig.readings()) == list(range(rig.meter.stats.produced)) == [0, 1, 2, 3, 4]
+    assert rig.buffer.pending_count == 0 and rig.meter.stats.acked == 5
+    assert rig.meter.stats.rejected == 0
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "no matching subscribers" in warnings[0].getMessage()
+    assert "reach a subscriber again" in caplog.records[-1].getMessage()
+
+
+def test_a_later_puback_does_not_move_the_acknowledged_prefix_past_an_unrouted_publish() -> None:
+    rig = Rig(backoff=BackoffPolicy(initial_s=60, maximum_s=60, jitter=0))
+    rig.start()
+    assert rig.buffer.acked_seq == 0
+    rig.broker.hold_acks = True
+    rig.broker.no_subscribers = True
+    rig.run(600, step=10)  # seq 1 published and dropped: nobody subscribed
+    rig.broker.no_subscribers = False
+    rig.run(1800, step=10)  # seqs 2, 3, 4 published and routed
+    assert [len(rig.broker.unrouted), seqs(rig.readings())] == [1, [0, 2, 3, 4]]
+    rig.broker.hold_acks = False
+    rig.broker.release_acks()
+    rig.broker.deliver()  # PUBACKs: seq 1 "no matching subscribers", then 2, 3, 4 success
+    assert rig.buffer.acked_seq == 0
+    assert rig.buffer.pending_count == 4
+    # A routed PUBACK says subscribers are back: the meter resends from the prefix at once
+    # (not after its 60 s back-off), in order; the hub absorbs seqs 2-4 arriving twice.
+    rig.step()
+    assert seqs(rig.readings()) == [0, 2, 3, 4, 1, 2, 3, 4]
+    assert rig.buffer.acked_seq == 4 and rig.buffer.pending_count == 0
+    assert rig.meter.stats.acked == 5 and rig.meter.stats.unrouted == 1
+
+
+def test_a_reconnect_while_backing_off_resends_at_once() -> None:
+    rig = Rig(backoff=BackoffPolicy(initial_s=1, maximum_s=60, jitter=0))
+    rig.broker.no_subscribers = True
+    rig.start()
+    rig.run(64)  # tries at 0, 1, 3, 7, 15, 31, 63 s: the next one 60 s later
+    assert rig.meter.stats.unrouted == 7
+    rig.broker.kill(rig.client)
+    rig.broker.no_subscribers = False
+    rig.run(5)  # reconnected after the first (1 s) connection back-off
+    assert rig.meter.state is State.CONNECTED
+    assert seqs(rig.readings()) == [0]
+    assert rig.buffer.pending_count == 0
+
+
+def test_the_puback_reason_code_becomes_the_publish_outcome() -> None:
+    def puback(code: int) -> PublishOutcome:
+        return publish_outcome(ReasonCode(PacketTypes.PUBACK, identifier=code))
+
+    assert puback(0x00) is PublishOutcome.ACCEPTED
+    assert puback(0x10) is PublishOutcome.UNROUTED  # not a failure to MQTT, yet not delivered
+    assert puback(0x87) is PublishOutcome.REFUSED  # not authorised
+    assert puback(0x97) is PublishOutcome.REFUSED  # quota exceeded
