@@ -8,6 +8,7 @@ import re
 import signal
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -47,42 +48,48 @@ def schema_snapshot(dsn: str) -> list[tuple[object, ...]]:
     return [*cols, *idx]
 
 
-def test_migrations_apply_to_empty_database_and_again_change_nothing(pg_server) -> None:
+@pytest.fixture
+def scratch_dsn(pg_server: PostgresServer) -> Iterator[str]:
+    """An empty database of its own, dropped after the test."""
     name = "mig_" + os.urandom(4).hex()
     pg_server.create_database(name)
-    dsn = pg_server.dsn(name)
     try:
-        assert current_version(dsn) == 0
-        applied = migrate(dsn)
-        assert [m.version for m in applied] == [m.version for m in discover()]
-        expected_tables = {
-            "users",
-            "devices",
-            "readings",
-            "hourly_energy",
-            "alerts",
-            "device_status",
-            "device_status_history",
-            "conversations",
-            "messages",
-            "audit_log",
-            "dead_letters",
-            "revoked_tokens",
-            "login_failures",
-            "schema_migrations",
-        }
-        with psycopg.connect(dsn) as conn:
-            tables = {
-                r[0]
-                for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            }
-        assert expected_tables <= tables
-        before = schema_snapshot(dsn)
-        assert migrate(dsn) == []
-        assert schema_snapshot(dsn) == before
-        assert current_version(dsn) == discover()[-1].version
+        yield pg_server.dsn(name)
     finally:
         pg_server.drop_database(name)
+
+
+def test_migrations_apply_to_empty_database_and_again_change_nothing(scratch_dsn: str) -> None:
+    dsn = scratch_dsn
+    assert current_version(dsn) == 0
+    applied = migrate(dsn)
+    assert [m.version for m in applied] == [m.version for m in discover()]
+    expected_tables = {
+        "users",
+        "devices",
+        "readings",
+        "hourly_energy",
+        "alerts",
+        "device_status",
+        "device_status_history",
+        "conversations",
+        "messages",
+        "audit_log",
+        "dead_letters",
+        "revoked_tokens",
+        "login_failures",
+        "schema_migrations",
+    }
+    with psycopg.connect(dsn) as conn:
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+    assert expected_tables <= tables
+    before = schema_snapshot(dsn)
+    assert migrate(dsn) == []
+    assert schema_snapshot(dsn) == before
+    assert current_version(dsn) == discover()[-1].version
 
 
 def test_readings_are_indexed_for_device_time_range_scans(database_url: str) -> None:
@@ -101,55 +108,43 @@ def test_readings_are_indexed_for_device_time_range_scans(database_url: str) -> 
     assert "readings_pkey" in plan
 
 
-def test_a_changed_migration_is_refused(pg_server, tmp_path: Path) -> None:
-    name = "mig_" + os.urandom(4).hex()
-    pg_server.create_database(name)
-    dsn = pg_server.dsn(name)
-    try:
-        (tmp_path / "0001_first.sql").write_text("CREATE TABLE t1 (id int);")
+def test_a_changed_migration_is_refused(scratch_dsn: str, tmp_path: Path) -> None:
+    dsn = scratch_dsn
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE t1 (id int);")
+    migrate(dsn, directory=tmp_path)
+    (tmp_path / "0001_first.sql").write_text("CREATE TABLE t1 (id bigint);")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
         migrate(dsn, directory=tmp_path)
-        (tmp_path / "0001_first.sql").write_text("CREATE TABLE t1 (id bigint);")
-        with pytest.raises(MigrationError, match="changed after it was applied"):
-            migrate(dsn, directory=tmp_path)
-    finally:
-        pg_server.drop_database(name)
 
 
 def test_a_revision_naming_the_applied_checksum_is_recorded_not_refused(
-    pg_server: PostgresServer, tmp_path: Path
+    scratch_dsn: str, tmp_path: Path
 ) -> None:
-    name = "mig_" + os.urandom(4).hex()
-    pg_server.create_database(name)
-    dsn = pg_server.dsn(name)
+    dsn = scratch_dsn
     first = "CREATE TABLE t1 (id int);\n"
     revised = (
         f"-- ems:replaces {hashlib.sha256(first.encode()).hexdigest()}\n"
         "CREATE TABLE IF NOT EXISTS t1 (id int);\n"
     )
-    try:
-        (tmp_path / "0001_first.sql").write_text(first)
+    (tmp_path / "0001_first.sql").write_text(first)
+    migrate(dsn, directory=tmp_path)
+    (tmp_path / "0001_first.sql").write_text(revised)
+    said: list[str] = []
+    assert migrate(dsn, directory=tmp_path, progress=said.append) == []
+    assert said == ["migration 0001_first: recorded its revised text (an earlier one ran here)"]
+    recorded = "SELECT checksum FROM schema_migrations WHERE version = 1"
+    with psycopg.connect(dsn) as conn:
+        assert conn.execute(recorded).fetchone() == (discover(tmp_path)[0].checksum,)
+    # The revision is now what ran here: only it is accepted from now on, not a third text.
+    (tmp_path / "0001_first.sql").write_text(revised + "-- and more\n")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
         migrate(dsn, directory=tmp_path)
-        (tmp_path / "0001_first.sql").write_text(revised)
-        said: list[str] = []
-        assert migrate(dsn, directory=tmp_path, progress=said.append) == []
-        assert said == ["migration 0001_first: recorded its revised text (an earlier one ran here)"]
-        recorded = "SELECT checksum FROM schema_migrations WHERE version = 1"
-        with psycopg.connect(dsn) as conn:
-            assert conn.execute(recorded).fetchone() == (discover(tmp_path)[0].checksum,)
-        # The revision is now what ran here: only it is accepted from now on, not a third text.
-        (tmp_path / "0001_first.sql").write_text(revised + "-- and more\n")
-        with pytest.raises(MigrationError, match="changed after it was applied"):
-            migrate(dsn, directory=tmp_path)
-    finally:
-        pg_server.drop_database(name)
 
 
 def test_migrations_and_steps_say_their_notices_and_steps_run_every_time(
-    pg_server: PostgresServer, tmp_path: Path
+    scratch_dsn: str, tmp_path: Path
 ) -> None:
-    name = "mig_" + os.urandom(4).hex()
-    pg_server.create_database(name)
-    dsn = pg_server.dsn(name)
+    dsn = scratch_dsn
     sql, steps = tmp_path / "sql", tmp_path / "steps"
     sql.mkdir()
     steps.mkdir()
@@ -161,65 +156,50 @@ def test_migrations_and_steps_say_their_notices_and_steps_run_every_time(
         "UPDATE counter SET n = n + 1;"
         " DO $$ BEGIN RAISE WARNING 'bumped to %', (SELECT n FROM counter); END $$;"
     )
-    try:
-        said: list[str] = []
-        migrate(dsn, directory=sql, steps=steps, progress=said.append)
-        assert said == [
-            "applying migration 0001_first",
-            "0001_first: table made",
-            "bump: WARNING: bumped to 1",
-        ]
-        said.clear()
-        assert migrate(dsn, directory=sql, steps=steps, progress=said.append) == []
-        assert said == ["bump: WARNING: bumped to 2"]  # nothing of the runner's own statements
-    finally:
-        pg_server.drop_database(name)
+    said: list[str] = []
+    migrate(dsn, directory=sql, steps=steps, progress=said.append)
+    assert said == [
+        "applying migration 0001_first",
+        "0001_first: table made",
+        "bump: WARNING: bumped to 1",
+    ]
+    said.clear()
+    assert migrate(dsn, directory=sql, steps=steps, progress=said.append) == []
+    assert said == ["bump: WARNING: bumped to 2"]  # nothing of the runner's own statements
 
 
-def test_a_database_that_ran_the_first_0002_migrates_on(
-    pg_server: PostgresServer, tmp_path: Path
-) -> None:
+def test_a_database_that_ran_the_first_0002_migrates_on(scratch_dsn: str, tmp_path: Path) -> None:
     """0002 was revised for TimescaleDB's Apache edition; where it ran, nothing else changes."""
-    name = "mig_" + os.urandom(4).hex()
-    pg_server.create_database(name)
-    dsn = pg_server.dsn(name)
-    try:
-        migrate_with_first_0002(dsn, tmp_path)
-        before = schema_snapshot(dsn)
-        said: list[str] = []
-        assert migrate(dsn, progress=said.append) == []
-        assert said == [
-            "migration 0002_timescale: recorded its revised text (an earlier one ran here)"
-        ]
-        assert schema_snapshot(dsn) == before
-        said.clear()
-        assert migrate(dsn, progress=said.append) == []
-        assert said == []
-    finally:
-        pg_server.drop_database(name)
+    dsn = scratch_dsn
+    migrate_with_first_0002(dsn, tmp_path)
+    before = schema_snapshot(dsn)
+    said: list[str] = []
+    assert migrate(dsn, progress=said.append) == []
+    assert said == ["migration 0002_timescale: recorded its revised text (an earlier one ran here)"]
+    assert schema_snapshot(dsn) == before
+    said.clear()
+    assert migrate(dsn, progress=said.append) == []
+    assert said == []
 
 
-def test_timescale_migration_is_a_noop_on_plain_postgresql(pg_server: PostgresServer) -> None:
+def test_timescale_migration_is_a_noop_on_plain_postgresql(
+    pg_server: PostgresServer, scratch_dsn: str
+) -> None:
     """Without the extension preloaded (installed or not), 0002 says so and changes nothing."""
     preload = "SELECT current_setting('shared_preload_libraries') LIKE '%timescaledb%'"
     with psycopg.connect(pg_server.dsn("postgres")) as conn:
         if conn.execute(preload).fetchone() == (True,):
             pytest.skip("timescaledb is preloaded here; test_timescale.py covers it")
-    name = "mig_" + os.urandom(4).hex()
-    pg_server.create_database(name)
-    dsn = pg_server.dsn(name)
-    try:
-        said: list[str] = []
-        migrate(dsn, progress=said.append)
-        assert "0002_timescale: timescaledb not available: readings stay a plain table" in said
-        assert not [line for line in said if "timescale_policies" in line]
-        with psycopg.connect(dsn) as conn:
-            installed = conn.execute(
-                "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
-            ).fetchone()
-        assert installed == (0,)
-    finally:
-        pg_server.drop_database(name)
+    dsn = scratch_dsn
+    said: list[str] = []
+    migrate(dsn, progress=said.append)
+    assert "0002_timescale: timescaledb not available: readings stay a plain table" in said
+    assert not [line for line in said if "timescale_policies" in line]
+    with psycopg.connect(dsn) as conn:
+        installed = conn.execute(
+            "SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+    assert installed == (0,)
 
 
 def test_broker_refuses_anonymous_and_wrong_password(broker: BrokerInfo) -> None:
