@@ -29,13 +29,13 @@ import psycopg
 from websockets.sync.client import connect
 
 from bench.common import percentile, services
+from devkit.hubkit import Gateway, add_devices, create_gateway, hub_process, wait_rolled_up
+from devkit.live_portal import LivePortal
 from ems.broker import HUB_USER
 from ems.procs import free_port
 from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
-from tests.e2e.live_portal import LivePortal
-from tests.hubkit import Gateway, add_devices, create_gateway, hub_process, wait_rolled_up
 
 LIMIT_KWH = 1.0
 

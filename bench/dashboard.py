@@ -37,9 +37,9 @@ import httpx
 import psycopg
 
 from bench.common import percentile, services
+from devkit.live_portal import LivePortal
 from portal.auth.passwords import hash_password
 from portal.settings import PortalSettings
-from tests.e2e.live_portal import LivePortal
 
 YEAR = 2025
 TZ = "Europe/Bucharest"

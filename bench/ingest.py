@@ -35,10 +35,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import peak_rss_mb, percentile, reap_at_exit, services
-from ems.broker import HUB_USER, hub_user
-from ems.procs import free_port
-from hub.protocol import Reading, encode_reading, readings_topic
-from tests.hubkit import (
+from devkit.hubkit import (
     Gateway,
     add_devices,
     count,
@@ -46,6 +43,9 @@ from tests.hubkit import (
     hub_process,
     wait_rolled_up,
 )
+from ems.broker import HUB_USER, hub_user
+from ems.procs import free_port
+from hub.protocol import Reading, encode_reading, readings_topic
 
 MARK = 1e9  # registers in the latency phase start here, far above the drained stream's
 

@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import Services, services
 from bench.ingest import metric, stream
+from devkit.hubkit import Gateway, add_devices, count, create_gateway, hub_process
 from ems.admin import ensure_admin
 from ems.broker import hub_user, portal_user
 from ems.nginx import NginxProxy
 from ems.procs import RunAs, free_port, stop_process
-from tests.hubkit import Gateway, add_devices, count, create_gateway, hub_process
 
 # Each hub's account is pinned to the client id of its name. Phase 2 reuses phase 1's id: no
 # stale group member.

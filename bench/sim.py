@@ -25,12 +25,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from common.backoff import BackoffPolicy
 from device_sim.fleet import Fleet
 from device_sim.plan import BrokerPlan, MeterPlan, RunPlan
 from device_sim.timeparse import floor_time
 from ems.broker import MosquittoServer, dynsec_document, hash_password
 from ems.procs import RunAs, free_port
-from firmware_stub.backoff import BackoffPolicy
 from portal.broker_admin import meter_acls, meter_role
 
 

@@ -15,9 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
+from common.backoff import BackoffPolicy
 from device_sim.config import BrokerOptions, ConfigError, ConfigFile, MeterEntry
 from device_sim.scenario import Fault
-from firmware_stub.backoff import BackoffPolicy
 
 
 @dataclass(frozen=True, slots=True)

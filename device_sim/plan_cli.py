@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
+from common.backoff import BackoffPolicy
 from device_sim.config import BrokerOptions, ConfigError, ConfigFile, MeterEntry, load_configs
 from device_sim.plan import MeterFlags, RunPlan, broker_plan, meter_plan
 from device_sim.replay import read_values
 from device_sim.scenario import Fault, load_scenario, parse_fault
 from device_sim.sources import zone
 from device_sim.timeparse import floor_time, parse_time
-from firmware_stub.backoff import BackoffPolicy
 
 
 def _entries(args: argparse.Namespace) -> tuple[list[ConfigFile], list[MeterEntry]]:

@@ -11,8 +11,8 @@ backlog as arrays of up to ``batch_max``, at most ``window`` publishes unacknowl
 
 A PUBACK "no matching subscribers" (MQTT 5 reason 0x10: EMS was not subscribed, e.g. right
 after a broker restart) means the broker dropped the message: its readings stay pending, the
-pump pauses for a back-off (``backoff.py``, growing while it lasts) and then starts again from
-the acknowledged prefix - as after a reconnect, without dropping the connection.
+pump pauses for a back-off (``common/backoff.py``, growing while it lasts) and then starts again
+from the acknowledged prefix - as after a reconnect, without dropping the connection.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
-from firmware_stub.backoff import Backoff
+from common.backoff import Backoff
 from firmware_stub.buffer import ReadingBuffer
 from firmware_stub.clock import Clock
 from firmware_stub.model import MeterConfig, MeterStats, Sensor, State

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from firmware_stub.backoff import BackoffPolicy
+from common.backoff import BackoffPolicy
 from hub.protocol import MAX_BATCH
 
 

@@ -4,7 +4,7 @@ and a clean stop.
 The will (``{"state":"offline"}``, retained) is set on every attempt; right after CONNACK the
 birth (``{"state":"online","ts":…}``, retained) is published and the command topic subscribed -
 on every connection, as the session is clean. A failed attempt or a lost connection waits a
-jittered, growing delay (``backoff.py``); an attempt with no answer within
+jittered, growing delay (``common/backoff.py``); an attempt with no answer within
 ``connect_timeout_s`` is abandoned. Refused credentials end the attempts (``State.REFUSED``)
 unless ``retry_refused``. ``stop()`` publishes ``{"state":"offline","ts":…}`` retained, waits
 for its PUBACK (at most ``stop_timeout_s``) and disconnects, so that the will does not fire.
@@ -17,7 +17,7 @@ import random
 from collections.abc import Callable
 from uuid import UUID
 
-from firmware_stub.backoff import Backoff
+from common.backoff import Backoff
 from firmware_stub.clock import Clock
 from firmware_stub.model import MeterConfig, MeterStats, State
 from firmware_stub.transport import MqttClient, Will

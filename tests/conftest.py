@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
+from devkit.helpers import TEST_HUB_USER, TEST_PORTAL_USER
 from ems.broker import ADMIN_USER, PORTAL_USER, MosquittoServer
 from ems.postgres import PostgresServer
 from ems.procs import RunAs, free_port
 from migrations.runner import migrate
 from portal.settings import PortalSettings
-from tests.helpers import TEST_HUB_USER, TEST_PORTAL_USER
 
 TEMPLATE_DB = "ems_template"
 

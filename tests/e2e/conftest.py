@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from devkit.live_portal import LivePortal
 from portal.settings import PortalSettings
-from tests.e2e.live_portal import LivePortal
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM_ARGS = [

@@ -12,12 +12,12 @@ from pathlib import Path
 import psycopg
 from playwright.sync_api import Page, expect
 
+from devkit.hubkit import Gateway, create_gateway, start_hub
+from devkit.live_portal import LivePortal
 from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.passwords import hash_password
 from tests.conftest import BrokerInfo
-from tests.e2e.live_portal import LivePortal
 from tests.e2e.test_portal_admin import sign_in
-from tests.hubkit import Gateway, create_gateway, start_hub
 
 CLIENT, CLIENT_PASSWORD = "carol", "carol-password"
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from tests.e2e.live_portal import LivePortal
+from devkit.live_portal import LivePortal
 from tests.e2e.test_portal_admin import sign_in
 from tests.integration.test_portal_api import password_hash
 

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.e2e.live_portal import LivePortal
+from devkit.hubkit import add_devices
+from devkit.live_portal import LivePortal
 from tests.e2e.test_portal_admin import sign_in
-from tests.hubkit import add_devices
 from tests.integration.test_portal_api import password_hash
 
 REPORT_VIOLATIONS = """

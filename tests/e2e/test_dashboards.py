@@ -16,12 +16,12 @@ from typing import Any
 import psycopg
 from playwright.sync_api import Browser, Page, expect
 
+from devkit.helpers import wait_for
+from devkit.hubkit import Gateway, add_devices, count, create_gateway, start_hub
+from devkit.live_portal import LivePortal
 from hub.protocol import Reading, encode_reading, readings_topic
 from tests.conftest import BrokerInfo
-from tests.e2e.live_portal import LivePortal
 from tests.e2e.test_portal_admin import sign_in
-from tests.helpers import wait_for
-from tests.hubkit import Gateway, add_devices, count, create_gateway, start_hub
 from tests.integration.test_portal_api import password_hash
 
 TZ = "Europe/Bucharest"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.live_portal import LivePortal
+from devkit.live_portal import LivePortal
 
 
 def sign_in(page: Page, portal: LivePortal, username: str, password: str) -> None:

@@ -15,11 +15,9 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
-from hub.protocol import Reading, encode_reading, readings_topic
-from tests.e2e.test_alert_toast import CLIENT, CLIENT_PASSWORD, add_client_with_device
-from tests.helpers import wait_for
-from tests.hubkit import Gateway, create_gateway
-from tests.stackkit import (
+from devkit.helpers import wait_for
+from devkit.hubkit import Gateway, create_gateway
+from devkit.stackkit import (
     ADMIN_PASSWORD,
     StackPorts,
     child_pid,
@@ -30,6 +28,8 @@ from tests.stackkit import (
     start_stack,
     stop_stack,
 )
+from hub.protocol import Reading, encode_reading, readings_topic
+from tests.e2e.test_alert_toast import CLIENT, CLIENT_PASSWORD, add_client_with_device
 
 # Before any page script: remember the replica each "ready" message names (the portal sends
 # one first on every socket), so the test knows which portal serves each page.

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+from devkit.helpers import Subscriber, mqtt_connect_result, publish_as
 from portal.broker_admin import BrokerAdmin, new_meter_password
 from tests.conftest import BrokerInfo
-from tests.helpers import Subscriber, mqtt_connect_result, publish_as
 
 
 def _admin(broker: BrokerInfo) -> BrokerAdmin:
@@ -32,7 +32,7 @@ def test_meter_publishes_only_under_its_own_id_and_loses_access_when_deleted(
         publish_as(broker, str(meter), password, f"ems/v1/meters/{meter}/readings", b"own")
         publish_as(broker, str(meter), password, f"ems/v1/meters/{other}/readings", b"foreign")
         publish_as(broker, str(meter), password, f"ems/v1/meters/{meter}/readings", b"own-2")
-        from tests.helpers import wait_for
+        from devkit.helpers import wait_for
 
         wait_for(lambda: len(hub.received()) >= 2, what="the meter's own readings")
         topics = [(m.topic, m.payload) for m in hub.received()]

@@ -19,14 +19,14 @@ from pathlib import Path
 import yaml
 from litestar.testing import TestClient
 
+from devkit.helpers import mqtt_connect_result, publish_as, wait_for
+from devkit.hubkit import add_devices, count, start_hub
 from ems.broker import ADMIN_USER, HUB_USER, PORTAL_USER, hub_user
 from hub.protocol import Reading, encode_reading, readings_topic
 from portal.app import create_app
 from portal.broker_admin import BrokerAdmin, meter_acls, meter_role, new_meter_password
 from portal.settings import PortalSettings, events_username
 from tests.conftest import BrokerInfo
-from tests.helpers import mqtt_connect_result, publish_as, wait_for
-from tests.hubkit import add_devices, count, start_hub
 
 NOT_AUTHORISED = 0x87  # MQTT 5 CONNACK reason code
 

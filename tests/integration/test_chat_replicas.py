@@ -16,10 +16,10 @@ import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
 
+from devkit.helpers import wait_for
+from devkit.live_portal import LivePortal
 from ems.broker import portal_user
 from portal.settings import PortalSettings
-from tests.e2e.live_portal import LivePortal
-from tests.helpers import wait_for
 from tests.integration.test_chat_api import CLIENTS, seed
 from tests.integration.test_portal_api import bearer
 

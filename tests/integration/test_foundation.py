@@ -17,12 +17,9 @@ import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ems.postgres import PostgresServer
-from migrations.runner import MigrationError, current_version, discover, migrate
-from tests.conftest import BrokerInfo
-from tests.helpers import Subscriber, mqtt_connect_result
-from tests.migrationkit import migrate_with_first_0002
-from tests.stackkit import (
+from devkit.helpers import Subscriber, mqtt_connect_result
+from devkit.migrationkit import migrate_with_first_0002
+from devkit.stackkit import (
     ADMIN_PASSWORD,
     StackPorts,
     kill_stack,
@@ -31,6 +28,9 @@ from tests.stackkit import (
     start_stack,
     stop_stack,
 )
+from ems.postgres import PostgresServer
+from migrations.runner import MigrationError, current_version, discover, migrate
+from tests.conftest import BrokerInfo
 
 SCHEMA_QUERY = """
 SELECT table_name, column_name, data_type, is_nullable, column_default

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from devkit.helpers import Subscriber, wait_for
+from devkit.hubkit import Gateway, add_devices, count, create_gateway, start_hub, wait_rolled_up
 from hub.protocol import Reading, encode_reading, encode_status, readings_topic, status_topic
 from portal.broker_admin import BrokerAdmin, new_meter_password
-from tests.helpers import Subscriber, wait_for
-from tests.hubkit import Gateway, add_devices, count, create_gateway, start_hub, wait_rolled_up
 
 NOW_HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 

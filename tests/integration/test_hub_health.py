@@ -10,9 +10,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from devkit.helpers import wait_for
+from devkit.hubkit import start_hub
 from hub.app import Hub
-from tests.helpers import wait_for
-from tests.hubkit import start_hub
 
 DETECT_WITHIN_S = 5.0
 

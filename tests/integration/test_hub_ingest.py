@@ -13,10 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hub.energy import MeterReading, compute_hourly
-from hub.protocol import Reading, encode_classic, encode_reading, encode_readings, readings_topic
-from tests.helpers import wait_for
-from tests.hubkit import (
+from devkit.helpers import wait_for
+from devkit.hubkit import (
     Gateway,
     add_devices,
     count,
@@ -26,6 +24,8 @@ from tests.hubkit import (
     stored_hours,
     wait_rolled_up,
 )
+from hub.energy import MeterReading, compute_hourly
+from hub.protocol import Reading, encode_classic, encode_reading, encode_readings, readings_topic
 
 SENSOR_CSV = Path(__file__).resolve().parents[2] / "data" / "sensor.csv"
 # Ten days ago on the hour: long series stay in the past (future readings are rejected).

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from devkit.helpers import wait_for
+from devkit.hubkit import Gateway, add_devices, count, create_gateway, start_hub, wait_rolled_up
 from hub.protocol import Reading, encode_classic, encode_reading, readings_topic
-from tests.helpers import wait_for
-from tests.hubkit import Gateway, add_devices, count, create_gateway, start_hub, wait_rolled_up
 
 
 def letters(dsn: str) -> list[tuple[str, str, str]]:

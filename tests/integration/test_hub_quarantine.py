@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from devkit.helpers import wait_for
+from devkit.hubkit import Gateway, add_devices, count, create_gateway, start_hub, wait_rolled_up
 from hub.protocol import Reading, encode_reading, readings_topic
-from tests.helpers import wait_for
-from tests.hubkit import Gateway, add_devices, count, create_gateway, start_hub, wait_rolled_up
 
 
 def test_late_readings_before_spikes_do_not_dead_letter_them_again(

@@ -37,9 +37,9 @@ from schemathesis.generation.hypothesis.builder import (
     create_test,
 )
 
+from devkit.live_portal import LivePortal
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
-from tests.e2e.live_portal import LivePortal
 from tests.integration.test_portal_api import seed
 
 # Random requests per operation and caller, on top of the schema's examples and (as the client)

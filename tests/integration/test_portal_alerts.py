@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from devkit.helpers import Subscriber, wait_for
 from portal.app import create_app
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
-from tests.helpers import Subscriber, wait_for
 
 HOUR = datetime(2025, 11, 25, 13, tzinfo=UTC)  # 14:00 in Paris
 

@@ -21,10 +21,10 @@ import pytest
 from jwt.warnings import InsecureKeyLengthWarning
 from litestar.testing import TestClient
 
+from devkit.live_portal import LivePortal
 from ems.broker import portal_user
 from portal.app import create_app
 from portal.settings import PortalSettings
-from tests.e2e.live_portal import LivePortal
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from devkit.helpers import publish_as, wait_for
+from devkit.hubkit import create_gateway
+from devkit.live_portal import LivePortal
 from hub.protocol import alerts_topic, encode_status, live_topic, status_topic
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
 from tests.conftest import BrokerInfo
-from tests.e2e.live_portal import LivePortal
-from tests.helpers import publish_as, wait_for
-from tests.hubkit import create_gateway
 
 NIL = uuid.UUID(int=0)
 PROJECTIONS = {"hourly_limit": (5.4, None), "early_warning": (2.5, 6.1)}  # value, projected

@@ -15,11 +15,9 @@ import psycopg
 import pytest
 from websockets.sync.client import connect as ws_connect
 
-from hub.protocol import Reading, encode_reading, readings_topic
-from portal.auth.tokens import SESSION_COOKIE
-from tests.helpers import wait_for
-from tests.hubkit import Gateway, add_devices, create_gateway
-from tests.stackkit import (
+from devkit.helpers import wait_for
+from devkit.hubkit import Gateway, add_devices, create_gateway
+from devkit.stackkit import (
     ADMIN_PASSWORD,
     StackPorts,
     kill_stack,
@@ -29,6 +27,8 @@ from tests.stackkit import (
     start_stack,
     stop_stack,
 )
+from hub.protocol import Reading, encode_reading, readings_topic
+from portal.auth.tokens import SESSION_COOKIE
 
 
 def _json(url: str, data: dict[str, Any] | None = None) -> Any:

@@ -10,9 +10,10 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common.backoff import BackoffPolicy
 from device_sim.scheduler import Scheduler
+from devkit.helpers import Subscriber, publish_as, wait_for
 from firmware_stub.aio_client import AsyncioMqttClient
-from firmware_stub.backoff import BackoffPolicy
 from firmware_stub.buffer import ReadingBuffer
 from firmware_stub.clock import SystemClock
 from firmware_stub.meter import Meter
@@ -23,7 +24,6 @@ from firmware_stub.storage import FileRecordStore, MemoryRecordStore
 from hub.protocol import cmd_topic, decode_readings, decode_status, encode_cmd_resend
 from portal.broker_admin import BrokerAdmin
 from tests.conftest import BrokerInfo
-from tests.helpers import Subscriber, publish_as, wait_for
 
 FAR = datetime(2100, 1, 1, tzinfo=UTC)
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devkit.helpers import Subscriber, wait_for
 from ems.procs import free_port
 from hub.protocol import parse_meter_topic
 from portal.settings import PortalSettings
 from tests.conftest import BrokerInfo
-from tests.helpers import Subscriber, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

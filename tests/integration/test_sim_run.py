@@ -23,11 +23,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from devkit.helpers import Subscriber, wait_for
 from ems.broker import HUB_USER
 from hub.protocol import Reading, decode_readings, decode_status, parse_meter_topic
 from portal.broker_admin import BrokerAdmin
 from tests.conftest import BrokerInfo
-from tests.helpers import Subscriber, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FAR = datetime(2100, 1, 1, tzinfo=UTC)

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from tests.helpers import wait_for
-from tests.stackkit import (
+from devkit.helpers import wait_for
+from devkit.stackkit import (
     ADMIN_PASSWORD,
     StackPorts,
     kill_stack,

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from devkit.helpers import Subscriber, wait_for
 from ems.broker import MosquittoServer, render_config
 from ems.procs import RunAs, free_port
 from hub.protocol import parse_meter_topic
 from tests.conftest import BrokerInfo
-from tests.helpers import Subscriber, wait_for
 from tests.integration.test_sim_run import provision
 
 ROOT = Path(__file__).resolve().parents[2]

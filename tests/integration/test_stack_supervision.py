@@ -18,8 +18,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.helpers import wait_for
-from tests.stackkit import (
+from devkit.helpers import wait_for
+from devkit.stackkit import (
     ADMIN_PASSWORD,
     StackPorts,
     child_pid,

@@ -22,6 +22,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devkit.hubkit import add_devices, count, stored_hours
+from devkit.migrationkit import migrate_with_first_0002
 from ems.postgres import PostgresServer
 from ems.procs import RunAs, free_port
 from hub.batch import PreparedBatch
@@ -31,8 +33,6 @@ from hub.rollup_store import rollup_pending
 from hub.storage import PgStorage
 from migrations.runner import SQL_DIR, migrate
 from tests.conftest import TEMPLATE_DB
-from tests.hubkit import add_devices, count, stored_hours
-from tests.migrationkit import migrate_with_first_0002
 
 NOT_INSTALLED = "timescaledb extension is not installed on this PostgreSQL"
 NO_TSL = (

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from devkit.helpers import Subscriber, wait_for
+from devkit.hubkit import Gateway, create_gateway, hub_settings
 from ems.broker import HUB_USER
 from hub.batch import Message
 from hub.wire import WireClient
-from tests.helpers import Subscriber, wait_for
-from tests.hubkit import Gateway, create_gateway, hub_settings
 
 READINGS_SHARED = "$share/hub/ems/v1/meters/+/readings"
 

@@ -12,7 +12,7 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from firmware_stub.backoff import BackoffPolicy
+from common.backoff import BackoffPolicy
 from firmware_stub.buffer import ReadingBuffer
 from firmware_stub.clock import ManualClock
 from firmware_stub.fake import FakeBroker, FakeClient

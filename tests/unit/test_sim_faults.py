@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from common.backoff import BackoffPolicy
 from device_sim.delivery_faults import FaultyClient, malformed_payloads
 from device_sim.scenario import Fault, ScenarioError, load_scenario, parse_fault
 from device_sim.sensor_faults import FaultySensor
-from firmware_stub.backoff import BackoffPolicy
 from firmware_stub.buffer import ReadingBuffer
 from firmware_stub.clock import ManualClock
 from firmware_stub.fake import FakeBroker

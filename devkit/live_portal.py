@@ -14,9 +14,9 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
+from devkit.helpers import wait_for
 from ems.procs import free_port
 from portal.settings import PortalSettings
-from tests.helpers import wait_for
 
 
 def portal_environment(settings: PortalSettings, port: int) -> dict[str, str]:

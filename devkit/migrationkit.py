@@ -9,9 +9,8 @@ from migrations.runner import SQL_DIR, Migration, migrate
 
 # The first text of migrations/sql/0002_timescale.sql, byte for byte (its checksum is what
 # databases that ran it have recorded): readings got compression and both policies in 0002.
-FIRST_0002 = (
-    Path(__file__).resolve().parent / "integration" / "data" / "0002_timescale_first_text.sql"
-)
+TEST_DATA = Path(__file__).resolve().parent.parent / "tests" / "integration" / "data"
+FIRST_0002 = TEST_DATA / "0002_timescale_first_text.sql"
 
 
 def migrate_with_first_0002(dsn: str, workdir: Path) -> list[Migration]:

@@ -175,13 +175,13 @@ def hub_process(
 
 def count(dsn: str, sql: str, params: Sequence[Any] = ()) -> int:
     with psycopg.connect(dsn) as conn:
-        row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+        row = conn.execute(sql, params).fetchone()
     return int(row[0]) if row else 0
 
 
 def wait_rolled_up(dsn: str, timeout: float = 30) -> None:
     """Readings are committed with a rollup mark; hours are final once no mark is left."""
-    from tests.helpers import wait_for
+    from devkit.helpers import wait_for
 
     wait_for(
         lambda: count(dsn, "SELECT count(*) FROM rollup_log") == 0,

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+from devkit.helpers import wait_for
 from ems.broker import ADMIN_USER
 from ems.procs import free_port
-from tests.helpers import wait_for
 
 ADMIN_PASSWORD = "admin-password-1"  # of the administrator `admin` in the tests' stacks
 
