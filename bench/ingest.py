@@ -9,7 +9,10 @@ Prints:
      from the hub's inserting transaction: PostgreSQL delivers it when that transaction
      commits) and p50/p99 publish-to-live-event latency (the hub's live event, with the
      hour's total, follows the hourly rollup of the reading);
-  4. the hub's peak RSS with 10,000 registered devices.
+  4. the hub's peak RSS with 10,000 registered devices;
+  5. what the answer needs to be read on another machine: the CPU model, nproc and a
+     pure-Python calibration loop; the CPU seconds the hub, PostgreSQL and Mosquitto spent over
+     each drain (and per reading); the hub's batch-size distribution.
 
     uv run python bench/ingest.py [--devices 10000] [--readings 200000] [--rate 2000]
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import select
 import subprocess
 import sys
@@ -35,6 +39,7 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import peak_rss_mb, percentile, reap_at_exit, services
+from bench.machine import CpuMeter, machine_line
 from devkit.hubkit import (
     Gateway,
     add_devices,
@@ -142,12 +147,42 @@ def end_drain_session(broker: Any) -> None:
     subprocess.run([*clean, "-E"], check=True, stdout=subprocess.DEVNULL)
 
 
+def metrics_text(port: int) -> str:
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+
+
 def metric(port: int, name: str) -> float:
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-    for line in text.splitlines():
+    for line in metrics_text(port).splitlines():
         if line.startswith(name + " "):
             return float(line.split()[1])
     return 0.0
+
+
+def batch_distribution(port: int) -> str:
+    """The hub's batch sizes as the share of batches in each histogram bucket."""
+    cumulative: list[tuple[str, float]] = []
+    for line in metrics_text(port).splitlines():
+        if line.startswith("hub_batch_messages_bucket{"):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            cumulative.append((le, float(line.split()[-1])))
+    total = cumulative[-1][1] if cumulative else 0.0
+    if not total:
+        return "no batches"
+    parts, below = [], 0.0
+    for le, n in cumulative:
+        if n > below:
+            parts.append(f"≤{le.removesuffix('.0')}: {100 * (n - below) / total:.0f}%")
+        below = n
+    return f"{total:.0f} batches; " + ", ".join(parts)
+
+
+def cpu_line(spent: dict[str, float], readings: int) -> str:
+    wall = spent.pop("wall")
+    each = ", ".join(
+        f"{name} {s:.1f} s ({100 * s / wall:.0f}% of a core, {1e6 * s / readings:.1f} µs/reading)"
+        for name, s in spent.items()
+    )
+    return f"CPU over {wall:.1f} s: {each}"
 
 
 def main() -> None:
@@ -158,8 +193,11 @@ def main() -> None:
     ap.add_argument("--rate-seconds", type=int, default=10)
     args = ap.parse_args()
 
+    print(machine_line())
     with services() as svc:
         broker = svc.broker
+        assert svc.pg.proc is not None and broker.server.proc is not None
+        pg_pid, mq_pid = svc.pg.proc.pid, broker.server.proc.pid
         print(f"== {args.devices} devices, {args.readings} readings; PostgreSQL fsync on")
         devices = add_devices(svc.dsn, args.devices)
         gw_user, gw_pw = create_gateway(broker)
@@ -176,10 +214,19 @@ def main() -> None:
         gw.publish_many(messages)
         gw.flush(300)
         t = time.perf_counter()
-        subprocess.run([*drain, "-C", str(len(messages))], check=True, stdout=subprocess.DEVNULL)
+        sub_proc = subprocess.Popen([*drain, "-C", str(len(messages))], stdout=subprocess.DEVNULL)
+        cpu = CpuMeter({"mosquitto": mq_pid})
+        cpu.start()
+        # wait4: the drain's own CPU time (it has exited before a /proc reading could see it).
+        _pid, status, usage = os.wait4(sub_proc.pid, 0)
+        sub_proc.returncode = os.waitstatus_to_exitcode(status)
+        if sub_proc.returncode != 0:
+            sys.exit("mosquitto_sub failed")
         drain_rate = len(messages) / (time.perf_counter() - t)
+        drain_cpu = {"mosquitto_sub": usage.ru_utime + usage.ru_stime, **cpu.stop()}
         end_drain_session(broker)  # so that the hub's run gets the broker to itself
         print(f"mosquitto_sub drain: {drain_rate:,.0f} msg/s")
+        print(f"  {cpu_line(drain_cpu, len(messages))}")
 
         # --- 2. the hub draining the same stream -----------------------------------------------
         log = svc.base / "hub.log"
@@ -205,6 +252,7 @@ def main() -> None:
         # Progress from the hub's own counter of committed readings (a count(*) of the table
         # every 50 ms would itself load PostgreSQL); the table is counted once at the end.
         t = time.perf_counter()
+        cpu = CpuMeter({"hub": hub.pid, "postgres": pg_pid, "mosquitto": mq_pid})
         first: tuple[float, float] | None = None  # (time, stored) when commits were first seen
         stored = 0.0
         while stored < len(messages):
@@ -217,7 +265,9 @@ def main() -> None:
                 continue  # not listening yet
             if first is None and stored > 0:
                 first = (time.perf_counter(), stored)
+                cpu.start()
         done = time.perf_counter()
+        hub_cpu = cpu.stop()
         assert first is not None
         assert count(svc.dsn, "SELECT count(*) FROM readings") == len(messages)
         hub_rate = (len(messages) - first[1]) / (done - first[0])
@@ -226,6 +276,9 @@ def main() -> None:
             f"(ratio to mosquitto_sub: {hub_rate / drain_rate:.2f}); "
             f"{len(messages) / (done - t):,.0f}/s counting the hub's start"
         )
+        assert first is not None
+        print(f"  {cpu_line(hub_cpu, int(len(messages) - first[1]))}")
+        print(f"  batches: {batch_distribution(http_port)}")
 
         # --- 3. latency at a fixed rate ----------------------------------------------------------
         # In steady state: the drained stream's hours are rolled up first, so what is timed is
