@@ -27,10 +27,11 @@ test-integration: install ## integration tests only
 test-e2e: install ## browser tests only
 	@$(RUN) pytest -m e2e
 
-check: install ## ruff (lint + format check) and mypy --strict, exactly what CI adds
+check: install ## ruff (lint + format check), mypy --strict and ESLint (portal/static), what CI adds
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
 	@$(RUN) mypy
+	@npm --prefix portal/frontend run --silent lint
 
 fmt: install ## format and autofix
 	@$(RUN) ruff format .

@@ -72,10 +72,17 @@ export UV_PYTHON_DOWNLOADS=never
 "$UV" sync --locked --quiet
 
 # --- front-end packages --------------------------------------------------------------------------
+# uPlot, which the portal serves, and the development tools `make check` runs (ESLint): npm ci
+# with the dev dependencies even where NODE_ENV=production would leave them out. node_modules
+# records the hash of the lockfile it was installed from; a different lock (a pull, a branch
+# switch, a copied node_modules) installs again, the same one skips (modification times would
+# not tell: git and cp set them to now).
 if [ -f portal/frontend/package.json ]; then
-  if [ ! -d portal/frontend/node_modules ] || [ portal/frontend/package-lock.json -nt portal/frontend/node_modules ]; then
+  lock_hash="$(sha256sum portal/frontend/package-lock.json | cut -d' ' -f1)"
+  stamp=portal/frontend/node_modules/.ems-lock-sha256
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$lock_hash" ]; then
     say "installing front-end packages (npm ci)"
-    (cd portal/frontend && npm ci --no-audit --no-fund --loglevel=error)
-    touch portal/frontend/node_modules
+    (cd portal/frontend && npm ci --include=dev --no-audit --no-fund --loglevel=error)
+    echo "$lock_hash" >"$stamp"
   fi
 fi

@@ -48,12 +48,13 @@ closed with 4401, cookie from another origin → 4403. Server → browser (JSON 
 Live and status go to the device's owner and administrators; alerts to the alert's user and
 administrators (the nil-UUID topic: administrators only).
 
-Browser: ``/static/realtime.js`` (included by base.html for signed-in users) keeps one socket
-per tab with reconnect (exponential backoff with jitter)::
+Browser: the ES module ``/static/realtime.js`` (every signed-in page's entry module imports it)
+keeps one socket per tab with reconnect (exponential backoff with jitter)::
 
-    window.emsRealtime.on("chat.message", (msg) => ...);   // "*" receives everything
-    window.emsRealtime.send({type: "chat.typing", conversation_id: ...});  // queued if offline
-    window.emsRealtime.on("open", fn) / on("close", fn)    // connection state, e.g. to refetch
+    import {realtime} from "./realtime.js";
+    realtime.on("chat.message", (msg) => ...);   // "*" receives everything
+    realtime.send({type: "chat.typing", conversation_id: ...});  // queued if offline
+    realtime.on("open", fn) / on("close", fn)    // connection state, e.g. to refetch
 """
 
 from __future__ import annotations

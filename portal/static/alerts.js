@@ -4,90 +4,89 @@
  * (events missed while disconnected are not replayed), then from the "unread" field of each
  * {"type": "alert"} socket message (realtime.js). Toasts use textContent only.
  */
-(function () {
-  "use strict";
-  var TITLES = {
-    hourly_limit: "Hourly limit exceeded",
-    early_warning: "Early warning",
-    offline: "Device offline",
-    online: "Device back online",
-  };
-  var TOAST_MS = 15000;
+import {realtime} from "./realtime.js";
 
-  function bell() { return document.querySelector("[data-testid=bell-count]"); }
+const TITLES = {
+  hourly_limit: "Hourly limit exceeded",
+  early_warning: "Early warning",
+  offline: "Device offline",
+  online: "Device back online",
+};
+const TOAST_MS = 15000;
 
-  function setCount(n) {
-    var el = bell();
-    if (!el || typeof n !== "number") return;
-    el.textContent = n > 99 ? "99+" : String(n);
-    el.hidden = n <= 0;
-    var link = el.parentElement;
-    if (link) link.setAttribute("aria-label", n + " unread alert" + (n === 1 ? "" : "s"));
-  }
+function bell() {
+  return document.querySelector("[data-testid=bell-count]");
+}
 
-  function refresh() {
-    fetch("/api/v1/alerts/unread-count", {credentials: "same-origin"})
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (body) { if (body) setCount(body.unread); })
-      .catch(function () { /* the next alert or reconnect will tell */ });
-  }
+function setCount(n) {
+  const el = bell();
+  if (!el || typeof n !== "number") return;
+  el.textContent = n > 99 ? "99+" : String(n);
+  el.hidden = n <= 0;
+  const link = el.parentElement;
+  if (link) link.setAttribute("aria-label", n + " unread alert" + (n === 1 ? "" : "s"));
+}
 
-  function container() {
-    var box = document.getElementById("ems-toasts");
-    if (!box) {
-      box = document.createElement("div");
-      box.id = "ems-toasts";
-      box.className = "toasts";
-      box.setAttribute("role", "status");
-      box.setAttribute("aria-live", "polite");
-      document.body.appendChild(box);
-    }
-    return box;
-  }
-
-  function toast(alert) {
-    var el = document.createElement("div");
-    el.className = "toast toast-" + alert.kind;
-    el.setAttribute("data-testid", "toast");
-    el.setAttribute("data-alert-id", alert.id);
-    var close = document.createElement("button");
-    close.type = "button";
-    close.className = "close";
-    close.setAttribute("aria-label", "Dismiss");
-    close.textContent = "×";
-    close.onclick = function () { el.remove(); };
-    var title = document.createElement("strong");
-    title.textContent = TITLES[alert.kind] || "Alert";
-    var text = document.createElement("span");
-    text.className = "toast-text";
-    text.textContent = alert.text;
-    var link = document.createElement("a");
-    link.href = "/alerts?show=unread";
-    link.textContent = " View alerts";
-    el.append(close, title, text, link);
-    if (document.body.dataset.role === "client") {
-      // The chat opens with a message that refers to this alert (portal/chat/pages.py).
-      var ask = document.createElement("a");
-      ask.href = "/chat?alert=" + encodeURIComponent(alert.id);
-      ask.setAttribute("data-testid", "toast-ask");
-      ask.textContent = " Ask support";
-      el.appendChild(ask);
-    }
-    container().appendChild(el);
-    setTimeout(function () { el.remove(); }, TOAST_MS);
-  }
-
-  function start() {
-    var rt = window.emsRealtime;
-    if (!rt) return;
-    rt.on("alert", function (msg) {
-      setCount(msg.unread);
-      if (msg.event === "raised" && msg.alert) toast(msg.alert);
+function refresh() {
+  fetch("/api/v1/alerts/unread-count", {credentials: "same-origin"})
+    .then((r) => (r.ok ? r.json() : null))
+    .then((body) => {
+      if (body) setCount(body.unread);
+    })
+    .catch(() => {
+      /* the next alert or reconnect will tell */
     });
-    rt.on("open", refresh);
-    refresh();
-  }
+}
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
-  else start();
-})();
+function container() {
+  let box = document.getElementById("ems-toasts");
+  if (!box) {
+    box = document.createElement("div");
+    box.id = "ems-toasts";
+    box.className = "toasts";
+    box.setAttribute("role", "status");
+    box.setAttribute("aria-live", "polite");
+    document.body.appendChild(box);
+  }
+  return box;
+}
+
+function toast(alert) {
+  const el = document.createElement("div");
+  el.className = "toast toast-" + alert.kind;
+  el.setAttribute("data-testid", "toast");
+  el.setAttribute("data-alert-id", alert.id);
+  const close = document.createElement("button");
+  close.type = "button";
+  close.className = "close";
+  close.setAttribute("aria-label", "Dismiss");
+  close.textContent = "×";
+  close.addEventListener("click", () => el.remove());
+  const title = document.createElement("strong");
+  title.textContent = TITLES[alert.kind] || "Alert";
+  const text = document.createElement("span");
+  text.className = "toast-text";
+  text.textContent = alert.text;
+  const link = document.createElement("a");
+  link.href = "/alerts?show=unread";
+  link.textContent = " View alerts";
+  el.append(close, title, text, link);
+  if (document.body.dataset.role === "client") {
+    // The chat opens with a message that refers to this alert (portal/chat/pages.py).
+    const ask = document.createElement("a");
+    ask.href = "/chat?alert=" + encodeURIComponent(alert.id);
+    ask.setAttribute("data-testid", "toast-ask");
+    ask.textContent = " Ask support";
+    el.appendChild(ask);
+  }
+  container().appendChild(el);
+  setTimeout(() => el.remove(), TOAST_MS);
+}
+
+// A module runs once the document is parsed (modules are deferred), so the bell is there.
+realtime.on("alert", (msg) => {
+  setCount(msg.unread);
+  if (msg.event === "raised" && msg.alert) toast(msg.alert);
+});
+realtime.on("open", refresh);
+refresh();

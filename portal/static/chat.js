@@ -1,87 +1,71 @@
-/* EMS chat: the client's chat page (/chat) and the administrators' inbox (/admin/chat).
+/* EMS chat: the open conversation of the client's chat page (/chat) and of the
+ * administrators' inbox (/admin/chat); chat-page.js starts it.
  *
  * History comes from /api/v1/conversations/{id}/messages (newest page first, "Load older"
  * pages back); new messages, typing and read receipts arrive over the portal's WebSocket
- * (window.emsRealtime: chat.message, chat.typing, chat.read). User text is only ever set with
+ * (realtime.js: chat.message, chat.typing, chat.read). User text is only ever set with
  * textContent, never parsed as HTML.
  */
-(function () {
-  "use strict";
-  var panel = document.getElementById("chat");
-  if (!panel) return;
-  var rt = window.emsRealtime;
-  var me = panel.dataset.me;
-  var role = panel.dataset.role;
-  var kinds = JSON.parse(document.getElementById("chat-alert-kinds").textContent || "{}");
-  var logBox = panel.querySelector(".chat-log");
-  var list = panel.querySelector(".chat-messages");
-  var olderButton = panel.querySelector(".chat-older");
-  var emptyNote = panel.querySelector(".chat-empty");
-  var typingNote = panel.querySelector(".chat-typing");
-  var form = panel.querySelector(".chat-form");
-  var input = form.querySelector("textarea");
-  var sendButton = form.querySelector("button[type=submit]");
-  var errorNote = form.querySelector(".chat-error");
-  var counter = form.querySelector(".chat-count");
+import {api} from "./api.js";
+import {realtime as rt} from "./realtime.js";
 
-  var TYPING_TTL_MS = 5000;   // the other side's indicator goes away without a fresh ping
-  var TYPING_EVERY_MS = 2000; // how often we tell them we are still typing
-  var TYPING_IDLE_MS = 3000;  // no key for this long: we stopped typing
-  var PAGE = 50;
-  var MAX_BODY = 4000;
+const TYPING_TTL_MS = 5000; // the other side's indicator goes away without a fresh ping
+const TYPING_EVERY_MS = 2000; // how often we tell them we are still typing
+const TYPING_IDLE_MS = 3000; // no key for this long: we stopped typing
+const PAGE = 50;
+const MAX_BODY = 4000;
 
-  var state = {
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined && text !== null) node.textContent = text;
+  return node;
+}
+
+function when(iso) {
+  return new Date(iso).toLocaleString([], {dateStyle: "short", timeStyle: "short"});
+}
+
+/* Starts the chat in `panel` (templates/chat/panel.html) and returns {open(id, clientName),
+ * current()} for the inbox, which switches conversations in place. `hooks.changed(id)` hears
+ * that a conversation has a new message or read receipt, `hooks.reconnected()` that the
+ * socket came back (events missed meanwhile are not replayed). */
+export function startChat(panel, hooks = {}) {
+  const changed = hooks.changed || (() => {});
+  const reconnected = hooks.reconnected || (() => {});
+  const me = panel.dataset.me;
+  const role = panel.dataset.role;
+  const kinds = JSON.parse(document.getElementById("chat-alert-kinds").textContent || "{}");
+  const logBox = panel.querySelector(".chat-log");
+  const list = panel.querySelector(".chat-messages");
+  const olderButton = panel.querySelector(".chat-older");
+  const emptyNote = panel.querySelector(".chat-empty");
+  const typingNote = panel.querySelector(".chat-typing");
+  const form = panel.querySelector(".chat-form");
+  const input = form.querySelector("textarea");
+  const sendButton = form.querySelector("button[type=submit]");
+  const errorNote = form.querySelector(".chat-error");
+  const counter = form.querySelector(".chat-count");
+
+  const state = {
     id: panel.dataset.conversationId || "",
     clientName: panel.dataset.clientName || "",
-    items: {},          // message id -> {m, li}
+    items: {}, // message id -> {m, li}
     oldest: null,
-    typingTimer: null,  // clears the other side's indicator
+    typingTimer: null, // clears the other side's indicator
     typingSentAt: 0,
     idleTimer: null,
     reading: false,
   };
 
-  function csrf() {
-    var found = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return found ? decodeURIComponent(found[1]) : "";
-  }
-
-  function api(method, path, body) {
-    var options = {method: method, credentials: "same-origin", headers: {Accept: "application/json"}};
-    if (body !== undefined) {
-      options.headers["Content-Type"] = "application/json";
-      options.headers["X-CSRF-Token"] = csrf();
-      options.body = JSON.stringify(body);
-    }
-    return fetch(path, options).then(function (response) {
-      return response.json().catch(function () { return {}; }).then(function (data) {
-        if (!response.ok) {
-          var error = new Error(data.detail || "the server answered " + response.status);
-          error.status = response.status;
-          throw error;
-        }
-        return data;
-      });
-    });
-  }
-
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined && text !== null) node.textContent = text;
-    return node;
-  }
-
-  function when(iso) {
-    return new Date(iso).toLocaleString([], {dateStyle: "short", timeStyle: "short"});
-  }
-
   function alertText(alert) {
-    var text = "About alert: " + (kinds[alert.kind] || alert.kind) + " · " + alert.device_name;
+    const text = "About alert: " + (kinds[alert.kind] || alert.kind) + " · " + alert.device_name;
     return alert.hour ? text + " · " + when(alert.hour) : text;
   }
 
-  function ourSide(m) { return m.sender_role === role; }
+  function ourSide(m) {
+    return m.sender_role === role;
+  }
 
   function showError(text) {
     errorNote.textContent = text || "";
@@ -91,20 +75,21 @@
   // -- rendering -------------------------------------------------------------------------
 
   function render(m) {
-    var li = el("li", "chat-message " + (ourSide(m) ? "ours" : "theirs"));
+    const li = el("li", "chat-message " + (ourSide(m) ? "ours" : "theirs"));
     li.dataset.id = String(m.id);
     li.dataset.testid = "message";
-    var who = m.sender_id === me ? "You" : m.sender_name || (m.sender_role === "admin" ? "Support" : "Client");
+    const who =
+      m.sender_id === me ? "You" : m.sender_name || (m.sender_role === "admin" ? "Support" : "Client");
     li.appendChild(el("span", "who", who));
     if (m.alert) li.appendChild(el("span", "about", alertText(m.alert)));
     else if (m.alert_id) li.appendChild(el("span", "about", "About an alert"));
     li.appendChild(el("p", "body", m.body));
-    var meta = el("span", "meta");
-    var time = el("time", null, when(m.created_at));
+    const meta = el("span", "meta");
+    const time = el("time", null, when(m.created_at));
     time.dateTime = m.created_at;
     meta.appendChild(time);
     if (ourSide(m)) {
-      var receipt = el("span", "receipt", m.read_at ? "Read" : "Sent");
+      const receipt = el("span", "receipt", m.read_at ? "Read" : "Sent");
       receipt.dataset.testid = "receipt";
       meta.appendChild(receipt);
       if (m.read_at) li.classList.add("read");
@@ -116,21 +101,32 @@
   function setRead(item, readAt) {
     if (item.m.read_at) return;
     item.m.read_at = readAt;
-    var receipt = item.li.querySelector(".receipt");
-    if (receipt) { receipt.textContent = "Read"; item.li.classList.add("read"); }
+    const receipt = item.li.querySelector(".receipt");
+    if (receipt) {
+      receipt.textContent = "Read";
+      item.li.classList.add("read");
+    }
   }
 
-  function nearBottom() { return logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 80; }
-  function toBottom() { logBox.scrollTop = logBox.scrollHeight; }
+  function nearBottom() {
+    return logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 80;
+  }
+
+  function toBottom() {
+    logBox.scrollTop = logBox.scrollHeight;
+  }
 
   function add(m) {
     if (String(m.conversation_id) !== state.id) return false;
-    var known = state.items[m.id];
-    if (known) { if (m.read_at) setRead(known, m.read_at); return false; }
-    var item = {m: m, li: render(m)};
+    const known = state.items[m.id];
+    if (known) {
+      if (m.read_at) setRead(known, m.read_at);
+      return false;
+    }
+    const item = {m, li: render(m)};
     state.items[m.id] = item;
-    var next = null;
-    for (var node = list.lastElementChild; node; node = node.previousElementSibling) {
+    let next = null;
+    for (let node = list.lastElementChild; node; node = node.previousElementSibling) {
       if (Number(node.dataset.id) < m.id) break;
       next = node;
     }
@@ -143,58 +139,67 @@
   // -- history and read receipts ---------------------------------------------------------
 
   function messagesUrl(before) {
-    var url = "/api/v1/conversations/" + state.id + "/messages?limit=" + PAGE;
+    const url = "/api/v1/conversations/" + state.id + "/messages?limit=" + PAGE;
     return before ? url + "&before=" + before : url;
   }
 
   function loadLatest() {
-    var id = state.id;
+    const id = state.id;
     if (!id) return Promise.resolve();
-    return api("GET", messagesUrl(null)).then(function (page) {
-      if (id !== state.id) return;
-      var stick = nearBottom() || list.children.length === 0;
-      page.messages.forEach(add);
-      if (list.children.length <= page.messages.length) olderButton.hidden = !page.has_more;
-      emptyNote.hidden = list.children.length > 0;
-      if (stick) toBottom();
-      markRead();
-    }).catch(function (error) { showError("Could not load the conversation: " + error.message); });
+    return api("GET", messagesUrl(null))
+      .then((page) => {
+        if (id !== state.id) return;
+        const stick = nearBottom() || list.children.length === 0;
+        page.messages.forEach(add);
+        if (list.children.length <= page.messages.length) olderButton.hidden = !page.has_more;
+        emptyNote.hidden = list.children.length > 0;
+        if (stick) toBottom();
+        markRead();
+      })
+      .catch((error) => showError("Could not load the conversation: " + error.message));
   }
 
   function loadOlder() {
-    var id = state.id;
-    var height = logBox.scrollHeight;
+    const id = state.id;
+    const height = logBox.scrollHeight;
     olderButton.disabled = true;
-    api("GET", messagesUrl(state.oldest)).then(function (page) {
-      if (id !== state.id) return;
-      page.messages.forEach(add);
-      olderButton.hidden = !page.has_more;
-      logBox.scrollTop += logBox.scrollHeight - height;  // keep what was on screen in place
-    }).catch(function (error) { showError(error.message); })
-      .then(function () { olderButton.disabled = false; });
+    api("GET", messagesUrl(state.oldest))
+      .then((page) => {
+        if (id !== state.id) return;
+        page.messages.forEach(add);
+        olderButton.hidden = !page.has_more;
+        logBox.scrollTop += logBox.scrollHeight - height; // keep what was on screen in place
+      })
+      .catch((error) => showError(error.message))
+      .then(() => {
+        olderButton.disabled = false;
+      });
   }
 
   function markRead() {
     if (!state.id || state.reading || document.visibilityState !== "visible") return;
-    var upTo = 0;
-    Object.keys(state.items).forEach(function (key) {
-      var m = state.items[key].m;
+    let upTo = 0;
+    Object.keys(state.items).forEach((key) => {
+      const m = state.items[key].m;
       if (!ourSide(m) && !m.read_at && m.id > upTo) upTo = m.id;
     });
     if (!upTo) return;
     state.reading = true;
-    var id = state.id;
-    api("POST", "/api/v1/conversations/" + id + "/read", {up_to: upTo}).then(function (r) {
-      state.reading = false;
-      if (id !== state.id) return;
-      Object.keys(state.items).forEach(function (key) {
-        var item = state.items[key];
-        if (!ourSide(item.m) && item.m.id <= upTo) item.m.read_at = item.m.read_at || r.read_at || true;
-      });
-      markRead();  // what arrived while this was on its way
-    }, function () {
-      state.reading = false;  // tried again with the next message or visit
-    });
+    const id = state.id;
+    api("POST", "/api/v1/conversations/" + id + "/read", {up_to: upTo}).then(
+      (r) => {
+        state.reading = false;
+        if (id !== state.id) return;
+        Object.keys(state.items).forEach((key) => {
+          const item = state.items[key];
+          if (!ourSide(item.m) && item.m.id <= upTo) item.m.read_at = item.m.read_at || r.read_at || true;
+        });
+        markRead(); // what arrived while this was on its way
+      },
+      () => {
+        state.reading = false; // tried again with the next message or visit
+      },
+    );
   }
 
   // -- typing ----------------------------------------------------------------------------
@@ -206,7 +211,7 @@
   }
 
   function showTyping(msg) {
-    var who;
+    let who;
     if (msg.sender_role === "client") who = (state.clientName || "The client") + " is typing…";
     else who = role === "client" ? "Support is typing…" : "Another administrator is typing…";
     typingNote.textContent = who;
@@ -216,102 +221,118 @@
   }
 
   function sendTyping(typing) {
-    if (!state.id || !rt || !rt.connected) return;
-    rt.send({type: "chat.typing", conversation_id: state.id, typing: typing});
+    if (!state.id || !rt.connected) return;
+    rt.send({type: "chat.typing", conversation_id: state.id, typing});
   }
 
   function stopTyping() {
     clearTimeout(state.idleTimer);
-    if (state.typingSentAt) { state.typingSentAt = 0; sendTyping(false); }
+    if (state.typingSentAt) {
+      state.typingSentAt = 0;
+      sendTyping(false);
+    }
   }
 
-  input.addEventListener("input", function () {
-    var length = input.value.length;
+  input.addEventListener("input", () => {
+    const length = input.value.length;
     counter.textContent = length > MAX_BODY - 500 ? length + " / " + MAX_BODY : "";
-    if (!input.value.trim()) { stopTyping(); return; }
-    var now = Date.now();
-    if (now - state.typingSentAt >= TYPING_EVERY_MS) { state.typingSentAt = now; sendTyping(true); }
+    if (!input.value.trim()) {
+      stopTyping();
+      return;
+    }
+    const now = Date.now();
+    if (now - state.typingSentAt >= TYPING_EVERY_MS) {
+      state.typingSentAt = now;
+      sendTyping(true);
+    }
     clearTimeout(state.idleTimer);
     state.idleTimer = setTimeout(stopTyping, TYPING_IDLE_MS);
   });
 
   // -- sending ---------------------------------------------------------------------------
 
-  form.addEventListener("submit", function (event) {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
-    var body = input.value;
+    const body = input.value;
     if (!state.id || !body.trim()) return;
-    var payload = {body: body};
-    var ref = form.querySelector(".chat-alert-ref");
+    const payload = {body};
+    const ref = form.querySelector(".chat-alert-ref");
     if (ref) payload.alert_id = ref.dataset.alertId;
     sendButton.disabled = true;
     showError("");
-    api("POST", "/api/v1/conversations/" + state.id + "/messages", payload).then(function (m) {
-      add(m);
-      toBottom();
-      input.value = "";
-      counter.textContent = "";
-      if (ref) ref.remove();
-      stopTyping();
-      if (window.emsChatInbox) window.emsChatInbox.refresh(state.id);
-    }).catch(function (error) { showError(error.message); })
-      .then(function () { sendButton.disabled = false; input.focus(); });
+    api("POST", "/api/v1/conversations/" + state.id + "/messages", payload)
+      .then((m) => {
+        add(m);
+        toBottom();
+        input.value = "";
+        counter.textContent = "";
+        if (ref) ref.remove();
+        stopTyping();
+        changed(state.id);
+      })
+      .catch((error) => showError(error.message))
+      .then(() => {
+        sendButton.disabled = false;
+        input.focus();
+      });
   });
 
-  input.addEventListener("keydown", function (event) {
+  input.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       form.requestSubmit();
     }
   });
   olderButton.addEventListener("click", loadOlder);
-  form.addEventListener("click", function (event) {
+  form.addEventListener("click", (event) => {
     if (event.target.classList.contains("chat-alert-remove")) event.target.parentElement.remove();
   });
   document.addEventListener("visibilitychange", markRead);
 
   // -- live events -----------------------------------------------------------------------
 
-  if (rt) {
-    rt.on("chat.message", function (msg) {
-      var m = msg.message;
-      if (msg.conversation_id === state.id) {
-        var stick = nearBottom() || ourSide(m);
-        if (add(m) && stick) toBottom();
-        if (m.sender_id !== me) clearTyping();
-        markRead();
-      }
-      if (window.emsChatInbox) window.emsChatInbox.refresh(msg.conversation_id);
-    });
-    rt.on("chat.typing", function (msg) {
-      if (msg.conversation_id !== state.id || msg.sender_id === me) return;
-      if (msg.typing) showTyping(msg); else clearTyping();
-    });
-    rt.on("chat.read", function (msg) {
-      if (msg.conversation_id === state.id) {
-        Object.keys(state.items).forEach(function (key) {
-          var item = state.items[key];
-          if (item.m.id <= msg.up_to && item.m.sender_role !== msg.reader_role) {
-            setRead(item, msg.read_at);
-          }
-        });
-      }
-      if (window.emsChatInbox) window.emsChatInbox.refresh(msg.conversation_id);
-    });
-    // The socket may have opened before this script ran (realtime.js starts it first): then
-    // the next "open" is already a reconnect, and must catch up.
-    var opened = rt.connected;
-    rt.on("open", function () {
-      // After a reconnect, catch up on what was said meanwhile (events are not replayed).
-      if (opened) { loadLatest(); if (window.emsChatInbox) window.emsChatInbox.reload(); }
-      opened = true;
-    });
-  }
+  rt.on("chat.message", (msg) => {
+    const m = msg.message;
+    if (msg.conversation_id === state.id) {
+      const stick = nearBottom() || ourSide(m);
+      if (add(m) && stick) toBottom();
+      if (m.sender_id !== me) clearTyping();
+      markRead();
+    }
+    changed(msg.conversation_id);
+  });
+  rt.on("chat.typing", (msg) => {
+    if (msg.conversation_id !== state.id || msg.sender_id === me) return;
+    if (msg.typing) showTyping(msg);
+    else clearTyping();
+  });
+  rt.on("chat.read", (msg) => {
+    if (msg.conversation_id === state.id) {
+      Object.keys(state.items).forEach((key) => {
+        const item = state.items[key];
+        if (item.m.id <= msg.up_to && item.m.sender_role !== msg.reader_role) {
+          setRead(item, msg.read_at);
+        }
+      });
+    }
+    changed(msg.conversation_id);
+  });
+  // If the socket is already open, the next "open" is a reconnect and must catch up.
+  let opened = rt.connected;
+  rt.on("open", () => {
+    // After a reconnect, catch up on what was said meanwhile (events are not replayed).
+    if (opened) {
+      loadLatest();
+      reconnected();
+    }
+    opened = true;
+  });
 
-  // -- the inbox switches conversations in place -----------------------------------------
+  form.hidden = !state.id;
+  if (state.id) loadLatest();
 
-  window.emsChat = {
-    open: function (id, clientName) {
+  return {
+    open(id, clientName) {
       if (id === state.id) return;
       stopTyping();
       clearTyping();
@@ -327,9 +348,8 @@
       loadLatest();
       input.focus();
     },
-    current: function () { return state.id; },
-    api: api,
+    current() {
+      return state.id;
+    },
   };
-  form.hidden = !state.id;
-  if (state.id) loadLatest();
-})();
+}

@@ -17,6 +17,7 @@ from devkit.live_portal import LivePortal
 from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.passwords import hash_password
 from tests.conftest import BrokerInfo
+from tests.e2e.pagestate import wait_until_live
 from tests.e2e.test_portal_admin import sign_in
 
 CLIENT, CLIENT_PASSWORD = "carol", "carol-password"
@@ -57,7 +58,7 @@ def test_a_reading_over_the_limit_shows_a_toast_and_bumps_the_bell(
         sign_in(page, live_portal, CLIENT, CLIENT_PASSWORD)
         page.goto(f"{live_portal.url}/dashboard")  # the client is watching their dashboard
         expect(page.get_by_test_id("bell-count")).to_be_hidden()
-        page.wait_for_function("() => window.emsRealtime && window.emsRealtime.connected")
+        wait_until_live(page)
         page.evaluate("window.__sameDocument = true")
 
         now = datetime.now(UTC).replace(microsecond=0)

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect
 
 from devkit.live_portal import LivePortal
+from tests.e2e.pagestate import wait_until_live
 from tests.e2e.test_portal_admin import sign_in
 from tests.integration.test_portal_api import password_hash
 
@@ -46,7 +47,7 @@ def refuse_dialogs(page: Page) -> None:
 
 
 def live(page: Page) -> None:
-    page.wait_for_function("() => window.emsRealtime && window.emsRealtime.connected")
+    wait_until_live(page)
 
 
 def test_a_client_and_an_administrator_chat_live(

@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from devkit.hubkit import add_devices
 from devkit.live_portal import LivePortal
+from tests.e2e.pagestate import wait_until_live
 from tests.e2e.test_portal_admin import sign_in
 from tests.integration.test_portal_api import password_hash
 
@@ -59,7 +60,7 @@ def visit(page: Page, url: str, *, signed_in: bool = True) -> None:
     assert "script-src 'self'" in response.headers["content-security-policy"], url
     page.wait_for_load_state("load")
     if signed_in:  # the WebSocket is allowed too (connect-src)
-        page.wait_for_function("() => window.emsRealtime && window.emsRealtime.connected")
+        wait_until_live(page)
 
 
 def test_the_main_pages_run_under_the_content_security_policy(

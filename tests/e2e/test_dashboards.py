@@ -21,6 +21,7 @@ from devkit.hubkit import Gateway, add_devices, count, create_gateway, start_hub
 from devkit.live_portal import LivePortal
 from hub.protocol import Reading, encode_reading, readings_topic
 from tests.conftest import BrokerInfo
+from tests.e2e.pagestate import wait_until_live
 from tests.e2e.test_portal_admin import sign_in
 from tests.integration.test_portal_api import password_hash
 
@@ -165,7 +166,7 @@ def test_a_published_reading_appears_on_the_open_dashboard_without_a_reload(
         page.goto(f"{live_portal.url}/dashboard")
         card = page.get_by_test_id("device-card")
         expect(card.locator('[data-field="register"]')).to_have_text("1000.000")
-        page.wait_for_function("() => window.emsRealtime && window.emsRealtime.connected")
+        wait_until_live(page)
         page.evaluate("window.__sameDocument = true")  # gone if the page reloads
 
         gateway.publish(

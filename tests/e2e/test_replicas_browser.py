@@ -29,22 +29,26 @@ from devkit.stackkit import (
     stop_stack,
 )
 from hub.protocol import Reading, encode_reading, readings_topic
+from tests.e2e.pagestate import REALTIME_OPEN
 from tests.e2e.test_alert_toast import CLIENT, CLIENT_PASSWORD, add_client_with_device
 
 # Before any page script: remember the replica each "ready" message names (the portal sends
-# one first on every socket), so the test knows which portal serves each page.
+# one first on every socket), so the test knows which portal serves each page. The page's
+# modules publish nothing on window, so this listens on the WebSocket class they construct.
 RECORD_REPLICAS = """
 (() => {
   window.__replicas = [];
-  let api;
-  Object.defineProperty(window, "emsRealtime", {
-    configurable: true,
-    get() { return api; },
-    set(value) {
-      api = value;
-      value.on("ready", (msg) => window.__replicas.push(msg.replica));
-    },
-  });
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (event) => {
+        let msg;
+        try { msg = JSON.parse(event.data); } catch { return; }
+        if (msg && msg.type === "ready") window.__replicas.push(msg.replica);
+      });
+    }
+  };
 })();
 """
 
@@ -75,7 +79,7 @@ def signed_in(
 def open_live(page: Page, url: str) -> str:
     """Go to ``url`` and wait for its socket: the replica that serves it."""
     page.goto(url)
-    page.wait_for_function("() => window.__replicas.length > 0 && window.emsRealtime.connected")
+    page.wait_for_function(f"() => window.__replicas.length > 0 && {REALTIME_OPEN}")
     return str(page.evaluate("window.__replicas.at(-1)"))
 
 
@@ -149,7 +153,7 @@ def test_alerts_and_chat_across_replicas_survive_the_loss_of_a_portal(
             client.clock.pause_at(client.evaluate("Date.now()") / 1000 + 1)  # seconds
             portal = child_pid(home, f"PORTAL_INSTANCE_ID={client_replica}")
             os.kill(portal, signal.SIGTERM)
-            client.wait_for_function("() => !window.emsRealtime.connected")
+            client.wait_for_function(f"() => !({REALTIME_OPEN})")
             wait_for(
                 lambda: not Path(f"/proc/{portal}").exists(),
                 timeout=15,
@@ -159,9 +163,7 @@ def test_alerts_and_chat_across_replicas_survive_the_loss_of_a_portal(
             expect(client.get_by_test_id("message")).to_have_count(2)  # nothing arrived live
 
             client.clock.resume()
-            client.wait_for_function(
-                "() => window.__replicas.length === 2 && window.emsRealtime.connected"
-            )
+            client.wait_for_function(f"() => window.__replicas.length === 2 && {REALTIME_OPEN}")
             assert client.evaluate("window.__replicas") == [client_replica, admin_replica]
             send(admin, "And after you came back")
             bodies = client.get_by_test_id("message").locator(".body")
