@@ -61,7 +61,13 @@ class LivePortal:
             self._proc = subprocess.Popen(
                 [sys.executable, "-m", "portal"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
-        wait_for(self._healthy, timeout=30, what=f"the portal at {self.url}")
+        try:
+            # 60 s: a portal starts in about 2 s, but on a loaded 2-core machine (a test run
+            # beside other work) its imports alone took more than 30.
+            wait_for(self._healthy, timeout=60, what=f"the portal at {self.url}")
+        except BaseException:
+            self._stop()  # a portal that never became healthy must not outlive the test
+            raise
         return self
 
     def __exit__(
@@ -70,6 +76,9 @@ class LivePortal:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
         if self._proc is not None:
             self._proc.terminate()
             try:
