@@ -2,9 +2,9 @@
 
 A child that exits by itself with an error, or is killed (a crash, the OOM killer's SIGKILL),
 is restarted after a back-off (common.backoff) that doubles with each death in the last
-``window_s`` seconds.
-``max_deaths`` deaths within that window mean it will not stay up (a broken configuration, a
-port taken by someone else): restarting it forever would only hide that, so the stack stops.
+``window_s`` seconds. ``max_deaths`` deaths within that window mean it will not stay up (a
+broken configuration, a port taken by someone else): restarting it forever would only hide
+that, so the stack stops.
 
 A child that exits cleanly (code 0, or the SIGTERM/SIGINT a person sends with ``kill``) was
 stopped on purpose and is not restarted — systemd's ``Restart=on-failure`` makes the same call.
