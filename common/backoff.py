@@ -26,13 +26,26 @@ class BackoffPolicy:
         if not 0 <= self.jitter <= 1:
             raise ValueError("backoff jitter must be in [0, 1]")
 
+    def ceiling(self, attempt: int) -> float:
+        """The delay before retry ``attempt`` (0 for the first) before jitter."""
+        return min(self.maximum_s, self.initial_s * self.factor ** min(attempt, 64))
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """Retry ``attempt``'s delay, drawn from ``[ceiling * (1 - jitter), ceiling]``."""
+        return self.ceiling(attempt) * (1.0 - self.jitter * rng.random())
+
 
 class Backoff:
-    """The delays of one meter's consecutive failed attempts; ``reset()`` after a success."""
+    """The delays of one client's consecutive failed attempts; ``reset()`` after a success.
 
-    def __init__(self, policy: BackoffPolicy, rng: random.Random) -> None:
+    Pass ``rng`` for repeatable delays (a simulated fleet, a test); without one, each Backoff
+    draws from its own generator, so two clients never share a sequence.
+    """
+
+    def __init__(self, policy: BackoffPolicy, rng: random.Random | None = None) -> None:
         self.policy = policy
-        self._rng = rng
+        # Jitter spreads retries; it is not a secret, so a non-cryptographic generator will do.
+        self._rng = random.Random() if rng is None else rng  # noqa: S311
         self._attempt = 0
 
     @property
@@ -40,11 +53,9 @@ class Backoff:
         return self._attempt
 
     def next_delay(self) -> float:
-        p = self.policy
-        ceiling = p.initial_s * p.factor ** min(self._attempt, 64)
-        delay = min(p.maximum_s, ceiling)
+        delay = self.policy.delay(self._attempt, self._rng)
         self._attempt += 1
-        return delay * (1.0 - p.jitter * self._rng.random())
+        return delay
 
     def reset(self) -> None:
         self._attempt = 0

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.env import Env
+
 SECRET_KEYS = ("pg_password", "hub_mqtt_password", "portal_mqtt_password", "jwt_secret")
 
 
@@ -26,23 +28,14 @@ class StackConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: object) -> StackConfig:
-        def port(name: str, default: int) -> int:
-            raw = environ.get(name, str(default))
-            try:
-                value = int(raw)
-            except ValueError:
-                raise ValueError(f"{name}={raw!r} is not a port number") from None
-            if not 0 < value < 65536:
-                raise ValueError(f"{name}={value} is not a port number (1-65535)")
-            return value
-
+        env = Env(environ, who="ems")
         values: dict[str, object] = {
-            "home": Path(environ.get("EMS_HOME", ".ems")).resolve(),
-            "host": environ.get("EMS_HOST", "127.0.0.1"),
-            "pg_port": port("EMS_PG_PORT", 55432),
-            "mqtt_port": port("EMS_MQTT_PORT", 1883),
-            "hub_port": port("EMS_HUB_PORT", 8001),
-            "portal_port": port("EMS_PORTAL_PORT", 8000),
+            "home": env.path("EMS_HOME", ".ems").resolve(),
+            "host": env.str("EMS_HOST", "127.0.0.1"),
+            "pg_port": env.int("EMS_PG_PORT", 55432, ge=1, le=65535),
+            "mqtt_port": env.int("EMS_MQTT_PORT", 1883, ge=1, le=65535),
+            "hub_port": env.int("EMS_HUB_PORT", 8001, ge=1, le=65535),
+            "portal_port": env.int("EMS_PORTAL_PORT", 8000, ge=1, le=65535),
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from common.env import Env, SettingsError
 from hub.protocol import MAX_POWER_W
 
-
-class SettingsError(ValueError):
-    pass
+__all__ = ["HubSettings", "SettingsError", "load_settings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,66 +45,31 @@ class HubSettings:
     session_expiry_s: int = 7 * 24 * 3600
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-
-
-def _required(env: Mapping[str, str], name: str) -> str:
-    value = env.get(name, "")
-    if not value or value.lower() in {"changeme", "change-me", "secret", "password"}:
-        raise SettingsError(f"{name} must be set (and not to a placeholder) — the hub cannot start")
-    return value
-
-
-def load_settings(env: Mapping[str, str]) -> HubSettings:
-    receive_maximum = _int(env, "HUB_RECEIVE_MAXIMUM", 40000)
-    if not 1 <= receive_maximum <= 0xFFFF:
-        raise SettingsError("HUB_RECEIVE_MAXIMUM must be between 1 and 65535 (MQTT 5)")
-    batch_size = min(_int(env, "HUB_BATCH_SIZE", 5000), receive_maximum)
-    if batch_size <= 0:
-        raise SettingsError("HUB_BATCH_SIZE must be positive")
-    writers = _int(env, "HUB_WRITERS", 2)
-    if not 1 <= writers <= 16:
-        raise SettingsError("HUB_WRITERS must be between 1 and 16")
-    max_power_w = _float(env, "HUB_MAX_POWER_W", MAX_POWER_W)
-    if not (math.isfinite(max_power_w) and max_power_w > 0):
-        raise SettingsError("HUB_MAX_POWER_W must be a positive number of watts")
-    mqtt_username = _required(env, "HUB_MQTT_USERNAME")
+def load_settings(environ: Mapping[str, str]) -> HubSettings:
+    env = Env(environ, who="the hub")
+    # MQTT 5 caps Receive Maximum at 65535.
+    receive_maximum = env.int("HUB_RECEIVE_MAXIMUM", 40000, ge=1, le=0xFFFF)
+    mqtt_username = env.secret("HUB_MQTT_USERNAME")
     return HubSettings(
-        database_url=_required(env, "HUB_DATABASE_URL"),
+        database_url=env.secret("HUB_DATABASE_URL"),
         mqtt_username=mqtt_username,
-        mqtt_password=_required(env, "HUB_MQTT_PASSWORD"),
-        mqtt_host=env.get("HUB_MQTT_HOST", "127.0.0.1"),
-        mqtt_port=_int(env, "HUB_MQTT_PORT", 1883),
+        mqtt_password=env.secret("HUB_MQTT_PASSWORD"),
+        mqtt_host=env.str("HUB_MQTT_HOST", "127.0.0.1"),
+        mqtt_port=env.int("HUB_MQTT_PORT", 1883),
         # The broker pins each account to the client id of its own name (broker/README.md).
-        client_id=env.get("HUB_CLIENT_ID") or mqtt_username,
-        share_group=env.get("HUB_SHARE_GROUP", "hub"),
-        http_host=env.get("HUB_HTTP_HOST", "127.0.0.1"),
-        http_port=_int(env, "HUB_HTTP_PORT", 8001),
+        client_id=env.str("HUB_CLIENT_ID", mqtt_username),
+        share_group=env.str("HUB_SHARE_GROUP", "hub"),
+        http_host=env.str("HUB_HTTP_HOST", "127.0.0.1"),
+        http_port=env.int("HUB_HTTP_PORT", 8001),
         receive_maximum=receive_maximum,
-        batch_size=batch_size,
-        writers=writers,
-        flush_interval_s=_float(env, "HUB_FLUSH_INTERVAL_S", 0.01),
-        max_lateness=timedelta(seconds=_float(env, "HUB_MAX_LATENESS_S", 30 * 86400)),
-        stale_intervals=_float(env, "HUB_STALE_INTERVALS", 3.0),
-        status_check_interval_s=_float(env, "HUB_STATUS_CHECK_INTERVAL_S", 5.0),
-        live_min_interval_s=_float(env, "HUB_LIVE_MIN_INTERVAL_S", 1.0),
-        rollup_interval_s=_float(env, "HUB_ROLLUP_INTERVAL_S", 10.0),
-        max_power_w=max_power_w,
+        # A batch is held unacknowledged, so it can never outgrow the in-flight window.
+        batch_size=min(env.int("HUB_BATCH_SIZE", 5000, ge=1), receive_maximum),
+        writers=env.int("HUB_WRITERS", 2, ge=1, le=16),
+        flush_interval_s=env.float("HUB_FLUSH_INTERVAL_S", 0.01),
+        max_lateness=timedelta(seconds=env.float("HUB_MAX_LATENESS_S", 30 * 86400)),
+        stale_intervals=env.float("HUB_STALE_INTERVALS", 3.0),
+        status_check_interval_s=env.float("HUB_STATUS_CHECK_INTERVAL_S", 5.0),
+        live_min_interval_s=env.float("HUB_LIVE_MIN_INTERVAL_S", 1.0),
+        rollup_interval_s=env.float("HUB_ROLLUP_INTERVAL_S", 10.0),
+        max_power_w=env.float("HUB_MAX_POWER_W", MAX_POWER_W, gt=0),
     )

@@ -11,26 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import uuid
 from collections import deque
 
 import aiomqtt
 
+from common.backoff import Backoff
 from hub.protocol import DEVICE_EVENTS_TOPIC, DeviceEvent, encode_device_event
 from portal.broker_admin import BrokerAdmin, BrokerAdminError
 from portal.errors import ServiceUnavailable
+from portal.reconnect import RECONNECT, refused
 from portal.settings import PortalSettings
 
 log = logging.getLogger("portal.broker")
 
-_REFUSED_CODES = {4, 5, 134, 135}  # MQTT 3.1.1 / 5: bad user name or password, not authorised
 _BACKLOG = 1000
-
-
-def _refused(exc: aiomqtt.MqttError) -> bool:
-    rc = getattr(exc, "rc", None)
-    return getattr(rc, "value", rc) in _REFUSED_CODES
 
 
 class BrokerLink:
@@ -44,7 +39,7 @@ class BrokerLink:
         self._where = f"{settings.mqtt_host}:{settings.mqtt_port}"
 
     async def run(self) -> None:
-        delay, reported = 0.2, False
+        backoff, reported = Backoff(RECONNECT), False
         while True:
             admin = BrokerAdmin(
                 self._settings.mqtt_host,
@@ -58,11 +53,12 @@ class BrokerLink:
                     self._admin = admin
                     self._connected.set()
                     log.info("connected to the broker at %s", self._where)
-                    delay, reported = 0.2, False
+                    backoff.reset()
+                    reported = False
                     await self._flush_backlog(admin)
                     await admin.wait_closed()
             except (aiomqtt.MqttError, BrokerAdminError, OSError) as exc:
-                if isinstance(exc, aiomqtt.MqttError) and _refused(exc):
+                if isinstance(exc, aiomqtt.MqttError) and refused(exc):
                     self._fatal = f"the broker at {self._where} refused the portal's credentials"
                     log.error("%s (%s) — fix PORTAL_MQTT_USERNAME/PASSWORD", self._fatal, exc)
                     return
@@ -79,8 +75,7 @@ class BrokerLink:
             finally:
                 self._admin = None
                 self._connected.clear()
-            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
-            delay = min(delay * 2, 10.0)
+            await asyncio.sleep(backoff.next_delay())
 
     async def admin(self) -> BrokerAdmin:
         """The connected admin client, or ServiceUnavailable with what to do about it."""

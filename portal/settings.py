@@ -6,12 +6,9 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from common.env import Env, SettingsError
 
-class SettingsError(ValueError):
-    pass
-
-
-_PLACEHOLDERS = {"changeme", "change-me", "secret", "password", "jwt-secret"}
+__all__ = ["PortalSettings", "SettingsError", "events_username", "load_settings"]
 
 
 def events_username(username: str) -> str:
@@ -57,40 +54,9 @@ class PortalSettings:
         raise SettingsError("PORTAL_DATABASE_URL must be a postgresql:// URL")
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if raw.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name}={raw!r} is not a boolean (true/false)")
-
-
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not an integer") from None
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number") from None
-
-
-def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+def _networks(env: Env, name: str) -> tuple[str, ...]:
     """A comma-separated list of IP addresses or CIDR networks, each checked."""
-    items = [item.strip() for item in env.get(name, "").split(",") if item.strip()]
+    items = [item.strip() for item in env.str(name, "").split(",") if item.strip()]
     for item in items:
         try:
             ipaddress.ip_network(item, strict=False)
@@ -101,38 +67,28 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(items)
 
 
-def _required(env: Mapping[str, str], name: str, *, min_length: int = 1) -> str:
-    value = env.get(name, "")
-    if not value or value.lower() in _PLACEHOLDERS:
-        raise SettingsError(
-            f"{name} must be set (and not to a placeholder) — the portal cannot start"
-        )
-    if len(value) < min_length:
-        raise SettingsError(f"{name} must be at least {min_length} characters long")
-    return value
-
-
-def load_settings(env: Mapping[str, str]) -> PortalSettings:
+def load_settings(environ: Mapping[str, str]) -> PortalSettings:
+    env = Env(environ, who="the portal")
     return PortalSettings(
-        database_url=_required(env, "PORTAL_DATABASE_URL"),
-        jwt_secret=_required(env, "PORTAL_JWT_SECRET", min_length=32),
-        mqtt_username=_required(env, "PORTAL_MQTT_USERNAME"),
-        mqtt_password=_required(env, "PORTAL_MQTT_PASSWORD"),
-        mqtt_host=env.get("PORTAL_MQTT_HOST", "127.0.0.1"),
-        mqtt_port=_int(env, "PORTAL_MQTT_PORT", 1883),
-        http_host=env.get("PORTAL_HTTP_HOST", "127.0.0.1"),
-        http_port=_int(env, "PORTAL_HTTP_PORT", 8000),
-        instance_id=env.get("PORTAL_INSTANCE_ID", "portal-1"),
-        allow_registration=_bool(env, "PORTAL_ALLOW_REGISTRATION", True),
-        cookie_secure=_bool(env, "PORTAL_COOKIE_SECURE", False),
-        token_ttl_s=_int(env, "PORTAL_TOKEN_TTL_S", 12 * 3600),
-        login_max_failures=_int(env, "PORTAL_LOGIN_MAX_FAILURES", 10),
-        login_address_max_failures=_int(env, "PORTAL_LOGIN_ADDRESS_MAX_FAILURES", 50),
-        login_backoff_s=_float(env, "PORTAL_LOGIN_BACKOFF_S", 1.0),
+        database_url=env.secret("PORTAL_DATABASE_URL"),
+        jwt_secret=env.secret("PORTAL_JWT_SECRET", min_length=32),
+        mqtt_username=env.secret("PORTAL_MQTT_USERNAME"),
+        mqtt_password=env.secret("PORTAL_MQTT_PASSWORD"),
+        mqtt_host=env.str("PORTAL_MQTT_HOST", "127.0.0.1"),
+        mqtt_port=env.int("PORTAL_MQTT_PORT", 1883),
+        http_host=env.str("PORTAL_HTTP_HOST", "127.0.0.1"),
+        http_port=env.int("PORTAL_HTTP_PORT", 8000),
+        instance_id=env.str("PORTAL_INSTANCE_ID", "portal-1"),
+        allow_registration=env.bool("PORTAL_ALLOW_REGISTRATION", True),
+        cookie_secure=env.bool("PORTAL_COOKIE_SECURE", False),
+        token_ttl_s=env.int("PORTAL_TOKEN_TTL_S", 12 * 3600),
+        login_max_failures=env.int("PORTAL_LOGIN_MAX_FAILURES", 10),
+        login_address_max_failures=env.int("PORTAL_LOGIN_ADDRESS_MAX_FAILURES", 50),
+        login_backoff_s=env.float("PORTAL_LOGIN_BACKOFF_S", 1.0),
         trusted_proxies=_networks(env, "PORTAL_TRUSTED_PROXIES"),
-        login_window_s=_int(env, "PORTAL_LOGIN_WINDOW_S", 300),
-        db_pool_size=_int(env, "PORTAL_DB_POOL_SIZE", 10),
-        auth_cache_ttl_s=_float(env, "PORTAL_AUTH_CACHE_TTL_S", 1.0),
-        broker_wait_s=_float(env, "PORTAL_BROKER_WAIT_S", 3.0),
-        broker_timeout_s=_float(env, "PORTAL_BROKER_TIMEOUT_S", 10.0),
+        login_window_s=env.int("PORTAL_LOGIN_WINDOW_S", 300),
+        db_pool_size=env.int("PORTAL_DB_POOL_SIZE", 10),
+        auth_cache_ttl_s=env.float("PORTAL_AUTH_CACHE_TTL_S", 1.0),
+        broker_wait_s=env.float("PORTAL_BROKER_WAIT_S", 3.0),
+        broker_timeout_s=env.float("PORTAL_BROKER_TIMEOUT_S", 10.0),
     )

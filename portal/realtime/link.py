@@ -16,23 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
 
+from common.backoff import Backoff
 from portal.errors import ServiceUnavailable
+from portal.reconnect import RECONNECT, refused
 from portal.settings import PortalSettings, events_username
 
 log = logging.getLogger("portal.realtime")
 
 OnMessage = Callable[[str, bytes], Awaitable[None]]
-_REFUSED_CODES = {4, 5, 134, 135}  # bad user name or password, not authorised
-
-
-def _refused(exc: aiomqtt.MqttError) -> bool:
-    rc = getattr(exc, "rc", None)
-    return getattr(rc, "value", rc) in _REFUSED_CODES
 
 
 def _payload(value: object) -> bytes:
@@ -54,7 +49,7 @@ class EventLink:
         self._where = f"{settings.mqtt_host}:{settings.mqtt_port}"
 
     async def run(self) -> None:
-        delay, reported = 0.2, False
+        backoff, reported = Backoff(RECONNECT), False
         while True:
             # An account of its own (the admin connection holds the portal's), pinned by the
             # broker to the client id of the same name.
@@ -73,13 +68,14 @@ class EventLink:
                     self._client = client
                     self.subscribed.set()
                     log.info("subscribed to portal events at %s", self._where)
-                    delay, reported = 0.2, False
+                    backoff.reset()
+                    reported = False
                     async for message in client.messages:
                         # A retained message replayed on subscribe is old state, not an event.
                         if not message.retain:
                             await self._on_message(str(message.topic), _payload(message.payload))
             except aiomqtt.MqttError as exc:
-                if _refused(exc):
+                if refused(exc):
                     self.fatal = (
                         f"the broker at {self._where} refused the portal's credentials"
                         f" (account {username!r}, client id {username!r})"
@@ -98,8 +94,7 @@ class EventLink:
             finally:
                 self._client = None
                 self.subscribed.clear()
-            await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter
-            delay = min(delay * 2, 10.0)
+            await asyncio.sleep(backoff.next_delay())
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         """Publish on the event connection; waits briefly for a reconnect, else 503."""

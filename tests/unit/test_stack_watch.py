@@ -10,11 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
+from common.backoff import BackoffPolicy
 from ems.config import StackConfig
 from ems.stack import Child, Stack
 from ems.supervise import RestartPolicy, Restarts
 
-NO_WAIT = RestartPolicy(max_deaths=3, window_s=60.0, first_delay_s=0.0)
+# A millisecond: due by the next round of watching (0.2 s), as good as no wait.
+NO_WAIT = RestartPolicy(max_deaths=3, window_s=60.0, backoff=BackoffPolicy(1e-3, 1e-3, jitter=0))
 
 
 class FakeProc:
@@ -101,7 +103,7 @@ def test_a_killed_child_is_restarted_counted_and_reported_back_once_it_is_ready(
     assert hub_1.proc.poll() is None  # a new process
     assert hub_1.restarts.count == 1
     assert said == [
-        "ems: hub-1 exited with code -9 (log: /logs/hub-1.log) — restarting it in 0 s",
+        "ems: hub-1 exited with code -9 (log: /logs/hub-1.log) — restarting it in 0.001 s",
         "ems: restarted hub-1 (restart 1)",
         "ems: hub-1 is running again (restarts: 1)",
     ]
@@ -139,7 +141,8 @@ def test_a_child_that_cannot_be_started_again_counts_as_dying_again() -> None:
 
 
 def test_the_back_off_doubles_with_recent_deaths_and_forgets_old_ones() -> None:
-    restarts = Restarts(RestartPolicy(max_deaths=5, window_s=60, first_delay_s=0.5, max_delay_s=3))
+    backoff = BackoffPolicy(initial_s=0.5, maximum_s=3, jitter=0)
+    restarts = Restarts(RestartPolicy(max_deaths=5, window_s=60, backoff=backoff))
     assert [restarts.died(t) for t in (100.0, 101.0, 102.0, 103.0)] == [0.5, 1.0, 2.0, 3.0]
     # More than a minute later those deaths no longer count: the back-off starts over.
     assert restarts.died(170.0) == 0.5
