@@ -11,7 +11,7 @@ from litestar.response import Template
 from portal.audit.controllers import PageNumber
 from portal.audit.services import AuditService
 from portal.auth.guards import requires_admin
-from portal.pages import PAGE, render
+from portal.pagekit import PAGE, render
 
 PAGE_SIZE = 50
 

@@ -16,7 +16,7 @@ from portal.auth.schemas import AuthInfo, RegisterRequest
 from portal.auth.services import AuthService
 from portal.auth.tokens import CSRF_COOKIE, CSRF_FIELD, tokens_match
 from portal.errors import Forbidden, NotAuthenticated, TooManyRequests
-from portal.pages import (
+from portal.pagekit import (
     PAGE,
     PUBLIC_PAGE,
     form_data,

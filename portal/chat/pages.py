@@ -16,7 +16,7 @@ from portal.chat.controllers import CHAT_DEPENDENCIES
 from portal.chat.schemas import AlertRef
 from portal.chat.services import ChatService
 from portal.errors import BadRequest, NotFound, Unprocessable
-from portal.pages import PAGE, render, see_other
+from portal.pagekit import PAGE, render, see_other
 
 Chat = NamedDependency[ChatService]
 

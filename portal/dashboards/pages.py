@@ -22,7 +22,7 @@ from portal.auth.schemas import CurrentUser
 from portal.dashboards.overview import OverviewService
 from portal.dashboards.timeframe import local_today, parse_date
 from portal.devices.services import DeviceService
-from portal.pages import PAGE, render, see_other
+from portal.pagekit import PAGE, render, see_other
 
 Overview = NamedDependency[OverviewService]
 Me = NamedDependency[CurrentUser]

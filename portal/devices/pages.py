@@ -15,7 +15,7 @@ from portal.auth.guards import current_user, requires_admin
 from portal.devices.schemas import DeviceCreate, DeviceUpdate, OwnerAssignment
 from portal.devices.services import DeviceService
 from portal.errors import BadRequest, ServiceUnavailable
-from portal.pages import PAGE, form_data, from_form, problem, render, see_other
+from portal.pagekit import PAGE, form_data, from_form, problem, render, see_other
 from portal.users.services import UserService
 
 Devices = NamedDependency[DeviceService]

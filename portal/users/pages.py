@@ -14,7 +14,7 @@ from litestar.response import Redirect, Template
 from portal.auth.authenticator import Authenticator
 from portal.auth.guards import requires_admin
 from portal.errors import BadRequest, Conflict, Forbidden
-from portal.pages import PAGE, form_data, from_form, problem, render, see_other
+from portal.pagekit import PAGE, form_data, from_form, problem, render, see_other
 from portal.users.schemas import UserCreate, UserUpdate
 from portal.users.services import UserService
 
