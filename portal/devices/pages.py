@@ -12,10 +12,12 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from portal.auth.guards import current_user, requires_admin
+from portal.devices.providers import device_dependencies
 from portal.devices.schemas import DeviceCreate, DeviceUpdate, OwnerAssignment
 from portal.devices.services import DeviceService
 from portal.errors import BadRequest, ServiceUnavailable
 from portal.pagekit import PAGE, form_data, from_form, problem, render, see_other
+from portal.users.providers import user_dependencies
 from portal.users.services import UserService
 
 Devices = NamedDependency[DeviceService]
@@ -40,6 +42,7 @@ class ClientPages(Controller):
     path = "/devices"
     opt = PAGE
     include_in_schema = False
+    dependencies = device_dependencies()
 
     @get("/")
     async def my_devices(
@@ -56,6 +59,7 @@ class AdminDevicePages(Controller):
     guards = (requires_admin,)
     opt = PAGE
     include_in_schema = False
+    dependencies = device_dependencies() | user_dependencies()
 
     async def _detail(
         self,
