@@ -20,7 +20,6 @@ from hub.protocol import DeviceAction, DeviceEvent
 from portal.audit.services import record
 from portal.auth.schemas import CurrentUser
 from portal.broker_admin import new_meter_password
-from portal.db import devices, users
 from portal.devices.schemas import (
     DeviceCreate,
     DeviceCreated,
@@ -28,7 +27,9 @@ from portal.devices.schemas import (
     DeviceUpdate,
     MeterCredentials,
 )
+from portal.devices.tables import devices
 from portal.errors import NotFound, Unprocessable
+from portal.users.tables import users
 
 log = logging.getLogger("portal.devices")
 

@@ -1,4 +1,5 @@
-"""The portal's modules import one another without a circle.
+"""How the portal is laid out: its modules import one another without a circle, and each
+table is defined once, in its domain's ``tables.py``.
 
 A circle (``portal.pages`` imported the domain pages that import it) works only while one side
 defers its import into a function; whichever module is imported first then decides what is
@@ -113,3 +114,22 @@ def test_no_portal_module_imports_itself_through_others() -> None:
     graph = import_graph()
     assert graph.get("portal.app")  # the walk found the modules
     assert find_cycle(graph) is None
+
+
+def test_tables_are_defined_only_in_a_domains_tables_module() -> None:
+    defined: dict[str, list[str]] = {}
+    for path in ROOT.rglob("*.py"):
+        if "node_modules" in path.parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id == "Table"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                defined.setdefault(str(node.args[0].value), []).append(_module_name(path))
+    assert {"users", "devices", "alerts", "messages"} <= defined.keys()
+    assert {t: m for t, m in defined.items() if len(m) > 1} == {}
+    assert {t: m for t, m in defined.items() if not m[0].endswith(".tables")} == {}
