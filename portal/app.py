@@ -29,21 +29,25 @@ from portal.alerts.controllers import AlertController
 from portal.alerts.pages import AlertPages
 from portal.alerts.push import AlertPush
 from portal.audit.controllers import AuditController
+from portal.audit.pages import AuditPages
 from portal.auth.authenticator import Authenticator
 from portal.auth.controllers import AuthController, MeController
 from portal.auth.guards import csrf_protect, requires_login
 from portal.auth.middleware import AuthenticationMiddleware
+from portal.auth.pages import AuthPages
 from portal.broker_link import BrokerLink
 from portal.chat.controllers import ChatController
+from portal.chat.pages import ChatPages
 from portal.chat.relay import ChatRelay
 from portal.dashboards.controllers import ConsumptionController
+from portal.dashboards.pages import DashboardPages, FleetPages
 from portal.db import session_factory
 from portal.deps import dependencies
 from portal.devices.controllers import DeviceController
+from portal.devices.pages import AdminDevicePages, ClientPages
 from portal.errors import exception_handlers
 from portal.metrics import RequestMetrics
 from portal.openapi import BEARER, ClosedStructs, ErrorResponses, answer_options
-from portal.pages import page_routers
 from portal.realtime import Realtime
 from portal.realtime.feeds import install_device_feeds
 from portal.realtime.socket import realtime_socket
@@ -51,6 +55,7 @@ from portal.security_headers import add_security_headers
 from portal.settings import PortalSettings
 from portal.tasks import cancel_and_wait
 from portal.users.controllers import UserController
+from portal.users.pages import AdminUserPages
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("portal")
@@ -147,7 +152,14 @@ def create_app(settings: PortalSettings) -> Litestar:
             AlertController,
             ChatController,
             AlertPages,
-            *page_routers(),
+            AuthPages,
+            ClientPages,
+            AdminUserPages,
+            AdminDevicePages,
+            AuditPages,
+            DashboardPages,
+            FleetPages,
+            ChatPages,
         ],
         lifespan=[lifespan],
         state=State(

@@ -20,7 +20,7 @@ from portal.alerts.services import AlertService
 from portal.alerts.texts import KIND_LABELS, local_clock
 from portal.auth.guards import current_user, requires_admin
 from portal.errors import Conflict
-from portal.pages import PAGE, form_data, render, safe_next, see_other
+from portal.pagekit import PAGE, form_data, render, safe_next, see_other
 
 Alerts = NamedDependency[AlertService]
 Push = NamedDependency[AlertPush]

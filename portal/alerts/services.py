@@ -18,8 +18,9 @@ from portal.alerts.schemas import AlertOut, AlertPage, AlertStatus
 from portal.alerts.tables import alerts, visible_to
 from portal.alerts.texts import describe
 from portal.auth.schemas import CurrentUser
-from portal.db import devices, users
+from portal.devices.tables import devices
 from portal.errors import Conflict, NotFound
+from portal.users.tables import users
 
 
 def _query(actor: CurrentUser) -> Select[Any]:

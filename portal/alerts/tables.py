@@ -10,7 +10,8 @@ import uuid
 from sqlalchemy import Boolean, Column, ColumnElement, DateTime, Float, Table, Text, and_, or_
 from sqlalchemy.dialects.postgresql import UUID
 
-from portal.db import devices, metadata
+from portal.db import metadata
+from portal.devices.tables import devices
 
 alerts = Table(
     "alerts",

@@ -8,6 +8,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
+from portal.audit.providers import audit_dependencies
 from portal.audit.schemas import AuditPage
 from portal.audit.services import AuditService
 from portal.auth.guards import requires_admin
@@ -20,6 +21,7 @@ class AuditController(Controller):
     path = "/api/v1/audit"
     tags = ("audit",)
     guards = (requires_admin,)
+    dependencies = audit_dependencies()
 
     @get("/", summary="Audit log of administrative changes, newest first")
     async def list_entries(

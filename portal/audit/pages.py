@@ -9,9 +9,10 @@ from litestar.di import NamedDependency
 from litestar.response import Template
 
 from portal.audit.controllers import PageNumber
+from portal.audit.providers import audit_dependencies
 from portal.audit.services import AuditService
 from portal.auth.guards import requires_admin
-from portal.pages import PAGE, render
+from portal.pagekit import PAGE, render
 
 PAGE_SIZE = 50
 
@@ -21,6 +22,7 @@ class AuditPages(Controller):
     guards = (requires_admin,)
     opt = PAGE
     include_in_schema = False
+    dependencies = audit_dependencies()
 
     @get("/")
     async def audit_page(

@@ -14,8 +14,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.audit.schemas import AuditEntry, AuditPage
+from portal.audit.tables import audit_log
 from portal.auth.schemas import CurrentUser
-from portal.db import audit_log
 
 _SECRET_KEYS = frozenset(
     {"password", "password_hash", "mqtt_password", "access_token", "token", "csrf_token", "secret"}

@@ -21,8 +21,9 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from portal.auth.schemas import CurrentUser
+from portal.auth.tables import revoked_tokens
 from portal.auth.tokens import TokenClaims, decode_token
-from portal.db import revoked_tokens, users
+from portal.users.tables import users
 
 _MAX_ENTRIES = 10_000
 

@@ -10,6 +10,7 @@ from litestar.params import JSONBody
 from litestar.response import Response
 
 from portal.auth.cookies import cleared_cookies, session_cookies
+from portal.auth.providers import auth_dependencies
 from portal.auth.schemas import (
     AuthInfo,
     CurrentUser,
@@ -34,6 +35,7 @@ def client_address(request: Request[Any, Any, Any]) -> str:
 class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ("auth",)
+    dependencies = auth_dependencies()
 
     @post(
         "/login",

@@ -12,11 +12,12 @@ from litestar.response import Redirect, Template
 from portal.auth.controllers import client_address
 from portal.auth.cookies import cleared_cookies, session_cookies
 from portal.auth.guards import current_user
+from portal.auth.providers import auth_dependencies
 from portal.auth.schemas import AuthInfo, RegisterRequest
 from portal.auth.services import AuthService
 from portal.auth.tokens import CSRF_COOKIE, CSRF_FIELD, tokens_match
 from portal.errors import Forbidden, NotAuthenticated, TooManyRequests
-from portal.pages import (
+from portal.pagekit import (
     PAGE,
     PUBLIC_PAGE,
     form_data,
@@ -44,6 +45,7 @@ def _form_is_ours(request: Request[Any, Any, Any], form: dict[str, str]) -> bool
 
 class AuthPages(Controller):
     include_in_schema = False
+    dependencies = auth_dependencies()
 
     @get("/", opt=PUBLIC_PAGE)
     async def home(self, request: Request[Any, Any, Any]) -> Redirect:

@@ -16,11 +16,12 @@ from portal.audit.services import record
 from portal.auth.authenticator import Authenticator
 from portal.auth.passwords import hash_password, verify_password
 from portal.auth.schemas import CurrentUser, RegisterRequest
+from portal.auth.tables import login_failures, revoked_tokens
 from portal.auth.throttle import recent_failures, wait_s
 from portal.auth.tokens import IssuedToken, TokenClaims, issue_token
-from portal.db import login_failures, revoked_tokens, users
 from portal.errors import Forbidden, NotAuthenticated, TooManyRequests
 from portal.settings import PortalSettings
+from portal.users.tables import users
 
 WRONG_CREDENTIALS = "wrong username or password"
 REGISTRATION_RECEIVED = (

@@ -7,13 +7,10 @@ import uuid
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from portal.auth.schemas import CurrentUser
-from portal.chat.relay import ChatRelay
+from portal.chat.providers import chat_dependencies
 from portal.chat.schemas import (
     DEFAULT_PAGE,
     MAX_MESSAGE_ID,
@@ -39,22 +36,10 @@ Limit = Annotated[int, QueryParameter(ge=1, le=MAX_PAGE, description="messages p
 ListLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="conversations at most")]
 
 
-async def provide_chat_service(
-    db_session: NamedDependency[AsyncSession],
-    current_user: NamedDependency[CurrentUser],
-    state: State,
-) -> ChatService:
-    relay: ChatRelay = state.chat
-    return ChatService(db_session, current_user, relay, relay.message_limit)
-
-
-CHAT_DEPENDENCIES = {"chat": Provide(provide_chat_service)}
-
-
 class ChatController(Controller):
     path = "/api/v1/conversations"
     tags = ("chat",)
-    dependencies = CHAT_DEPENDENCIES
+    dependencies = chat_dependencies()
 
     @get(
         "/",

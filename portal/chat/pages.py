@@ -12,11 +12,11 @@ from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
 from portal.auth.guards import current_user, requires_admin
-from portal.chat.controllers import CHAT_DEPENDENCIES
+from portal.chat.providers import chat_dependencies
 from portal.chat.schemas import AlertRef
 from portal.chat.services import ChatService
 from portal.errors import BadRequest, NotFound, Unprocessable
-from portal.pages import PAGE, render, see_other
+from portal.pagekit import PAGE, render, see_other
 
 Chat = NamedDependency[ChatService]
 
@@ -38,7 +38,7 @@ def _uuid(raw: str | None) -> uuid.UUID | None:
 class ChatPages(Controller):
     opt = PAGE
     include_in_schema = False
-    dependencies = CHAT_DEPENDENCIES
+    dependencies = chat_dependencies()
 
     @get("/chat")
     async def client_chat(self, request: Request[Any, Any, Any], chat: Chat) -> Template | Redirect:

@@ -1,8 +1,5 @@
-"""The chat tables (schema: migrations/sql/0001_schema.sql), the SELECTs over them, and how
-their rows become schemas.
+"""The SELECTs over the chat tables (portal.chat.tables), and how their rows become schemas.
 
-``messages.read_at`` is when the other side read the message: the client, or any one of the
-administrators (they are one side). A message may refer to one of the client's alerts.
 Visibility is part of the SQL: every query that takes a conversation id also takes the viewer,
 and a client's viewer adds ``client_id = <the client>``, so another client's conversation is
 simply not found.
@@ -13,39 +10,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, FetchedValue, Select, Table, Text, func, select
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.alerts.tables import alerts, visible_to
 from portal.auth.schemas import Role
 from portal.chat.schemas import AlertRef, ConversationOut, MessageOut
-from portal.db import devices, metadata, users
+from portal.chat.tables import conversations, messages
+from portal.devices.tables import devices
+from portal.users.tables import users
 
 PREVIEW_CHARS = 140
-_DB = FetchedValue()  # the database fills it in (defaults in migrations/sql)
-
-conversations = Table(
-    "conversations",
-    metadata,
-    Column("id", UUID(as_uuid=True), primary_key=True, server_default=_DB),
-    Column("client_id", UUID(as_uuid=True), nullable=False, unique=True),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_DB),
-    Column("last_message_at", DateTime(timezone=True)),
-)
-
-messages = Table(
-    "messages",
-    metadata,
-    Column("id", BigInteger, primary_key=True, server_default=_DB),
-    Column("conversation_id", UUID(as_uuid=True), nullable=False),
-    Column("sender_id", UUID(as_uuid=True)),
-    Column("sender_role", Text, nullable=False),
-    Column("body", Text, nullable=False),
-    Column("alert_id", UUID(as_uuid=True)),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=_DB),
-    Column("read_at", DateTime(timezone=True)),
-)
 
 
 def other_side(role: Role) -> Role:

@@ -22,9 +22,7 @@ from portal.chat.queries import (
     alert_query,
     client_of,
     conversation_query,
-    conversations,
     message_query,
-    messages,
     most_recent_first,
     other_side,
     to_conversation,
@@ -41,6 +39,7 @@ from portal.chat.schemas import (
     MessagePage,
     ReadReceipt,
 )
+from portal.chat.tables import conversations, messages
 from portal.errors import BadRequest, NotFound, Unprocessable
 
 log = logging.getLogger("portal.chat")

@@ -8,18 +8,16 @@ from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.openapi.spec import OpenAPIFormat, Schema
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from portal.auth.schemas import CurrentUser
 from portal.dashboards.export import CsvExport
+from portal.dashboards.providers import dashboard_dependencies
 from portal.dashboards.schemas import DailyRange, HourlyDay, ReadingsPage
 from portal.dashboards.services import MAX_READINGS_PAGE, ConsumptionService
 from portal.dashboards.timeframe import MAX_HOURLY_EXPORT_DAYS, MAX_READINGS_DAYS, instant_range
-from portal.devices.services import DeviceService
 from portal.errors import Unprocessable
 
 # Parsed by portal/dashboards/timeframe.py (its messages are clearer than a type's); the
@@ -83,21 +81,10 @@ Kind = Annotated[
 Consumption = NamedDependency[ConsumptionService]
 
 
-async def provide_consumption(
-    db_session: NamedDependency[AsyncSession],
-    current_user: NamedDependency[CurrentUser],
-    devices: NamedDependency[DeviceService],
-) -> ConsumptionService:
-    return ConsumptionService(db_session, current_user, devices)
-
-
-_DEPENDENCIES = {"consumption": Provide(provide_consumption)}
-
-
 class ConsumptionController(Controller):
     path = "/api/v1/devices"
     tags = ("consumption",)
-    dependencies = _DEPENDENCIES
+    dependencies = dashboard_dependencies()
     # Any of them can answer 422: a range too long, from after to, outside the calendar.
     opt = MappingProxyType({"errors": (Unprocessable,)})
 

@@ -21,10 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from portal.dashboards.stored import shown
+from portal.dashboards.stored import HOURS, READINGS
 from portal.dashboards.timeframe import HOUR, InstantRange, ceil_hour
 
 ExportKind = Literal["hourly", "readings"]
@@ -33,15 +32,6 @@ HEADERS: dict[str, list[str]] = {
     "hourly": ["device_id", "hour_start", "hour_end", "energy", "unit", "quality", "readings"],
     "readings": ["device_id", "ts", "energy", "unit", "quality", "power_w", "seq"],
 }
-# Values through ``shown``, as the API returns them (stored.py).
-_HOURS = text(
-    f"SELECT hour, {shown('energy_kwh')} AS energy_kwh, quality, readings FROM hourly_energy"
-    " WHERE device_id = :device_id AND hour >= :lo AND hour < :hi ORDER BY hour"
-)
-_READINGS = text(
-    f"SELECT ts, {shown('energy_kwh')} AS energy_kwh, {shown('power_w')} AS power_w, seq"
-    " FROM readings WHERE device_id = :device_id AND ts >= :lo AND ts < :hi ORDER BY ts"
-)
 
 
 def _number(value: float | int | None) -> str:
@@ -95,7 +85,7 @@ class CsvExport:
 
     async def _readings(self, session: AsyncSession) -> AsyncIterator[Iterable[list[str]]]:
         device = str(self.device_id)
-        async for rows in self._stream(session, _READINGS, self.span.start, self.span.end):
+        async for rows in self._stream(session, READINGS, self.span.start, self.span.end):
             yield (
                 [
                     device,
@@ -114,7 +104,7 @@ class CsvExport:
         missing hours come out in place without holding the range in memory."""
         lo, hi = ceil_hour(self.span.start), ceil_hour(self.span.end)
         hour = lo
-        async for rows in self._stream(session, _HOURS, lo, hi):
+        async for rows in self._stream(session, HOURS, lo, hi):
             lines: list[list[str]] = []
             for row in rows:
                 stored = row.hour

@@ -12,39 +12,27 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Redirect, Template
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from portal.auth.guards import requires_admin
 from portal.auth.schemas import CurrentUser
 from portal.dashboards.overview import OverviewService
+from portal.dashboards.providers import dashboard_dependencies
 from portal.dashboards.timeframe import local_today, parse_date
-from portal.devices.services import DeviceService
-from portal.pages import PAGE, render, see_other
+from portal.pagekit import PAGE, render, see_other
 
 Overview = NamedDependency[OverviewService]
 Me = NamedDependency[CurrentUser]
 RANGES: dict[str, int] = {"week": 7, "month": 31, "year": 366}
 
 
-async def provide_overview(
-    db_session: NamedDependency[AsyncSession],
-    current_user: NamedDependency[CurrentUser],
-    devices: NamedDependency[DeviceService],
-) -> OverviewService:
-    return OverviewService(db_session, current_user, devices)
-
-
-_DEPENDENCIES = {"overview": Provide(provide_overview)}
-
-
 class DashboardPages(Controller):
     path = "/dashboard"
     opt = PAGE
     include_in_schema = False
-    dependencies = _DEPENDENCIES
+    dependencies = dashboard_dependencies()
 
     @get("/")
     async def overview(
@@ -86,7 +74,7 @@ class FleetPages(Controller):
     guards = (requires_admin,)
     opt = PAGE
     include_in_schema = False
-    dependencies = _DEPENDENCIES
+    dependencies = dashboard_dependencies()
 
     @get("/")
     async def fleet(self, request: Request[Any, Any, Any], overview: Overview) -> Template:

@@ -26,7 +26,7 @@ from portal.dashboards.schemas import (
     ReadingOut,
     ReadingsPage,
 )
-from portal.dashboards.stored import shown
+from portal.dashboards.stored import HOURS, READINGS_PAGE, shown
 from portal.dashboards.timeframe import (
     HOUR,
     MAX_DAILY_DAYS,
@@ -48,10 +48,6 @@ MAX_READINGS_PAGE = 10_000
 
 # Energy and power through ``shown``: whatever legacy rows hold, no sum overflows (stored.py).
 _ENERGY = shown("energy_kwh")
-_HOURS = text(
-    f"SELECT hour, {_ENERGY} AS energy_kwh, quality, readings FROM hourly_energy"
-    " WHERE device_id = :device_id AND hour >= :lo AND hour < :hi ORDER BY hour"
-)
 # One row per local day that has data; the caller fills in the days without any. (Finding
 # each day's peak hour here too would double the query's cost; only the range's one is shown,
 # so _PEAK_HOUR looks it up within the peak day afterwards.)
@@ -65,10 +61,6 @@ _PEAK_HOUR = text(
     f"SELECT hour, {_ENERGY} AS energy_kwh FROM hourly_energy"
     " WHERE device_id = :device_id AND hour >= :lo AND hour < :hi"
     f" ORDER BY {_ENERGY} DESC, hour LIMIT 1"
-)
-_READINGS = text(
-    f"SELECT ts, {_ENERGY} AS energy_kwh, {shown('power_w')} AS power_w, seq FROM readings"
-    " WHERE device_id = :device_id AND ts >= :lo AND ts < :hi ORDER BY ts LIMIT :limit"
 )
 
 
@@ -93,7 +85,7 @@ class ConsumptionService:
     async def stored_hours(
         self, device_id: uuid.UUID, lo: datetime, hi: datetime
     ) -> dict[datetime, Any]:
-        rows = await self.session.execute(_HOURS, {"device_id": device_id, "lo": lo, "hi": hi})
+        rows = await self.session.execute(HOURS, {"device_id": device_id, "lo": lo, "hi": hi})
         return {row.hour.astimezone(UTC): row for row in rows}
 
     async def hourly(self, device_id: uuid.UUID, raw_date: str | None) -> HourlyDay:
@@ -169,7 +161,7 @@ class ConsumptionService:
             # never skips or repeats one, however the table changes between pages.
             lo = max(lo, parse_instant("after", raw_after, self.tz, end=False) + _TICK)
         params = {"device_id": device_id, "lo": lo, "hi": span.end, "limit": limit + 1}
-        rows = list(await self.session.execute(_READINGS, params))
+        rows = list(await self.session.execute(READINGS_PAGE, params))
         more = len(rows) > limit
         items = [
             ReadingOut(

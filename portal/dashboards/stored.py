@@ -1,4 +1,5 @@
-"""Stored energy as the dashboards read it: finite and bounded, whatever a row holds.
+"""Stored energy as the dashboards read it: finite and bounded, whatever a row holds; and the
+hourly and readings reads the API and the CSV export share.
 
 The hub refuses registers above 1e9 kWh and increases implying more power than any meter draws
 (hub.protocol), so nothing it stores now comes near these bounds. Rows stored before it did may
@@ -13,6 +14,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from sqlalchemy import text
+
 SHOWN_MAX: Final = 1e300
 
 
@@ -23,3 +26,17 @@ def shown(column: str) -> str:
         f"(CASE WHEN {column} IS NULL THEN NULL"
         f" ELSE least(greatest({column}, -{bound}), {bound}) END)"
     )
+
+
+# The two reads the API and the CSV export share, written once so both show the same numbers:
+# a device's stored hours and its raw readings in [lo, hi), in time order.
+HOURS = text(
+    f"SELECT hour, {shown('energy_kwh')} AS energy_kwh, quality, readings FROM hourly_energy"
+    " WHERE device_id = :device_id AND hour >= :lo AND hour < :hi ORDER BY hour"
+)
+_READINGS = (
+    f"SELECT ts, {shown('energy_kwh')} AS energy_kwh, {shown('power_w')} AS power_w, seq"
+    " FROM readings WHERE device_id = :device_id AND ts >= :lo AND ts < :hi ORDER BY ts"
+)
+READINGS = text(_READINGS)  # all of them: the export streams them
+READINGS_PAGE = text(f"{_READINGS} LIMIT :limit")  # one page of the API

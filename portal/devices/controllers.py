@@ -10,6 +10,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from portal.auth.guards import requires_admin
+from portal.devices.providers import device_dependencies
 from portal.devices.schemas import (
     DeviceCreate,
     DeviceCreated,
@@ -28,6 +29,7 @@ OwnerFilter = Annotated[uuid.UUID | None, QueryParameter(description="only this 
 class DeviceController(Controller):
     path = "/api/v1/devices"
     tags = ("devices",)
+    dependencies = device_dependencies()
 
     @get("/", summary="Devices: all of them for administrators, a client's own for clients")
     async def list_devices(self, devices: Devices, owner_id: OwnerFilter = None) -> list[DeviceOut]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -20,7 +21,6 @@ from hub.protocol import DeviceAction, DeviceEvent
 from portal.audit.services import record
 from portal.auth.schemas import CurrentUser
 from portal.broker_admin import new_meter_password
-from portal.db import devices, users
 from portal.devices.schemas import (
     DeviceCreate,
     DeviceCreated,
@@ -28,7 +28,9 @@ from portal.devices.schemas import (
     DeviceUpdate,
     MeterCredentials,
 )
+from portal.devices.tables import devices
 from portal.errors import NotFound, Unprocessable
+from portal.users.tables import users
 
 log = logging.getLogger("portal.devices")
 
@@ -87,7 +89,7 @@ class DeviceService:
         password = new_meter_password()
         device = await self.get(new_id)
         await record(self.session, self.actor, "create", "device", new_id, after=device)
-        await self.meters.create_meter(new_id, password)  # raises → the row is rolled back
+        await self._on_broker(self.meters.create_meter(new_id, password))
         await self._commit_or_revoke(new_id)
         await self._publish(device, "created")
         return DeviceCreated(**_fields(device), mqtt_username=str(new_id), mqtt_password=password)
@@ -154,7 +156,8 @@ class DeviceService:
             after={"credentials_rotated_at": rotated_at},
         )
         password = new_meter_password()
-        await self.meters.create_meter(device_id, password)  # creates or replaces the password
+        # Creates or replaces the password.
+        await self._on_broker(self.meters.create_meter(device_id, password))
         await self.session.commit()
         return MeterCredentials(
             device_id=device_id,
@@ -167,9 +170,19 @@ class DeviceService:
         before = await self.get(device_id, lock=True)
         await self.session.execute(delete(devices).where(devices.c.id == device_id))
         await record(self.session, self.actor, "delete", "device", device_id, before=before)
-        await self.meters.delete_meter(device_id)  # raises → the device stays
+        await self._on_broker(self.meters.delete_meter(device_id))  # raises → the device stays
         await self.session.commit()
         await self._publish(before, "deleted")
+
+    async def _on_broker(self, change: Awaitable[None]) -> None:
+        """The broker's half of a change. If it fails, the row's half is rolled back at once:
+        the rest of the request (a page showing the device again) must see the device as it
+        is, not as the failed change left it in this session."""
+        try:
+            await change
+        except Exception:
+            await self.session.rollback()
+            raise
 
     async def _commit_or_revoke(self, device_id: uuid.UUID) -> None:
         try:

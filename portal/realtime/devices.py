@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub.protocol import DecodeError, decode_device_event
-from portal.db import devices
+from portal.devices.tables import devices
 
 log = logging.getLogger("portal.realtime")
 _MAX_ENTRIES = 50_000

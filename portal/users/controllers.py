@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody
 from portal.auth.authenticator import Authenticator
 from portal.auth.guards import requires_admin
 from portal.errors import Conflict
+from portal.users.providers import user_dependencies
 from portal.users.schemas import UserCreate, UserOut, UserUpdate
 from portal.users.services import UserService
 
@@ -19,6 +20,7 @@ class UserController(Controller):
     path = "/api/v1/users"
     tags = ("users",)
     guards = (requires_admin,)
+    dependencies = user_dependencies()
 
     @get("/", summary="All users")
     async def list_users(self, users: NamedDependency[UserService]) -> list[UserOut]:

@@ -14,7 +14,8 @@ from litestar.response import Redirect, Template
 from portal.auth.authenticator import Authenticator
 from portal.auth.guards import requires_admin
 from portal.errors import BadRequest, Conflict, Forbidden
-from portal.pages import PAGE, form_data, from_form, problem, render, see_other
+from portal.pagekit import PAGE, form_data, from_form, problem, render, see_other
+from portal.users.providers import user_dependencies
 from portal.users.schemas import UserCreate, UserUpdate
 from portal.users.services import UserService
 
@@ -29,6 +30,7 @@ class AdminUserPages(Controller):
     guards = (requires_admin,)
     opt = PAGE
     include_in_schema = False
+    dependencies = user_dependencies()
 
     @get("/")
     async def users_page(self, request: Request[Any, Any, Any], users: Users) -> Template:

@@ -16,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portal.audit.services import record
 from portal.auth.passwords import hash_password
 from portal.auth.schemas import CurrentUser
-from portal.db import devices, users
 from portal.devices.schemas import DeviceOut
 from portal.devices.services import DeviceEvents, device_query
+from portal.devices.tables import devices
 from portal.errors import Conflict, Forbidden, NotFound
 from portal.users.schemas import UserCreate, UserOut, UserUpdate
+from portal.users.tables import users
 
 log = logging.getLogger("portal.users")
 

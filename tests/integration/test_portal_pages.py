@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from ems.procs import free_port
 from portal.app import create_app
 from portal.settings import PortalSettings
 
@@ -179,3 +181,41 @@ def test_missing_pages_and_unknown_devices_render_an_error_page(
     missing = browser.get("/admin/devices/00000000-0000-0000-0000-000000000000")
     assert missing.status_code == 404
     assert "Not found" in missing.text and "<html" in missing.text
+
+
+def test_refused_device_changes_show_the_page_again_with_the_reason(
+    browser: TestClient[Any], portal_settings: PortalSettings, portal_admin: tuple[str, str]
+) -> None:
+    sign_in(browser, *portal_admin)
+    token = csrf_of(browser.get("/admin/devices").text)
+    fields = {"csrf_token": token, "name": "Gina's meter", "meter_kind": "cumulative"}
+    refused = browser.post("/admin/devices", data={**fields, "max_hourly_kwh": "-1"})
+    assert refused.status_code == 400
+    assert 'role="alert"' in refused.text and "max_hourly_kwh" in refused.text
+    assert "Gina&#39;s meter" in refused.text  # the form keeps what was typed
+    created = browser.post("/admin/devices", data={**fields, "max_hourly_kwh": "2"})
+    assert created.status_code == 200, created.text
+    found = re.search(r'data-testid="mqtt-username">([0-9a-f-]{36})<', created.text)
+    assert found
+    page = f"/admin/devices/{found.group(1)}"
+
+    for path, data in (
+        (page, {"csrf_token": token, "max_hourly_kwh": "-1"}),
+        (f"{page}/owner", {"csrf_token": token, "owner_id": "not-a-user"}),
+    ):
+        answer = browser.post(path, data=data)
+        assert answer.status_code == 400, path
+        assert 'role="alert"' in answer.text and "Gina&#39;s meter" in answer.text
+
+    # Without the broker, credentials cannot change: the page says so and nothing happened.
+    nowhere = dataclasses.replace(portal_settings, mqtt_port=free_port(), broker_wait_s=0.3)
+    with TestClient(create_app(nowhere)) as away:
+        away.follow_redirects = False
+        sign_in(away, *portal_admin)
+        away_token = csrf_of(away.get(page).text)
+        for action in ("credentials", "delete"):
+            answer = away.post(f"{page}/{action}", data={"csrf_token": away_token})
+            assert answer.status_code == 503, action
+            assert 'role="alert"' in answer.text and "broker" in answer.text
+            assert "Gina&#39;s meter" in answer.text
+    assert browser.get(page).status_code == 200

@@ -20,7 +20,7 @@ from portal.auth.schemas import CurrentUser
 from portal.auth.tokens import csrf_token_for, decode_token, issue_token, tokens_match
 from portal.devices.schemas import DeviceCreate, DeviceUpdate
 from portal.errors import exception_handlers
-from portal.pages import from_form, safe_next
+from portal.pagekit import from_form, safe_next
 from portal.users.schemas import UserCreate, UserUpdate
 from portal.validation import check_time_zone
 

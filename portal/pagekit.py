@@ -1,4 +1,4 @@
-"""HTML pages: what every page handler shares, and the list of page controllers.
+"""HTML pages: what every page handler shares (the page controllers are listed in portal.app).
 
 Page handlers carry ``opt={"page": True}`` so errors render as pages (portal.errors) and a
 client who opens an administrator's page is sent to their own. Forms post urlencoded fields,
@@ -14,7 +14,6 @@ import msgspec
 from litestar import Request
 from litestar.datastructures import Cookie
 from litestar.response import Redirect, Template
-from litestar.types import ControllerRouterHandler
 
 from portal.auth.cookies import anonymous_csrf_cookie
 from portal.auth.guards import current_user
@@ -124,23 +123,3 @@ def from_form(
 
 def problem(exc: Exception) -> str:
     return str(exc.args[0]) if exc.args else str(exc)
-
-
-def page_routers() -> list[ControllerRouterHandler]:
-    from portal.audit.pages import AuditPages
-    from portal.auth.pages import AuthPages
-    from portal.chat.pages import ChatPages
-    from portal.dashboards.pages import DashboardPages, FleetPages
-    from portal.devices.pages import AdminDevicePages, ClientPages
-    from portal.users.pages import AdminUserPages
-
-    return [
-        AuthPages,
-        ClientPages,
-        AdminUserPages,
-        AdminDevicePages,
-        AuditPages,
-        DashboardPages,
-        FleetPages,
-        ChatPages,
-    ]
