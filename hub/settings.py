@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -21,6 +22,10 @@ class HubSettings:
     mqtt_password: str
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    # TLS to the broker, verifying its certificate (and host name) against mqtt_ca_file, or
+    # against the system's CAs without one.
+    mqtt_tls: bool = False
+    mqtt_ca_file: str | None = None
     client_id: str = "ems-hub-1"
     share_group: str = "hub"
     http_host: str = "127.0.0.1"
@@ -67,6 +72,29 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name}={raw!r} is not a number") from None
 
 
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in {"", "0", "false", "no"}:
+        return False
+    if raw in {"1", "true", "yes"}:
+        return True
+    raise SettingsError(f"{name}={raw!r} is not a boolean (true/false, yes/no, 1/0)")
+
+
+def _mqtt_tls(env: Mapping[str, str]) -> tuple[bool, str | None]:
+    tls = _bool(env, "HUB_MQTT_TLS")
+    ca_file = env.get("HUB_MQTT_CA_FILE") or None
+    if ca_file is None:
+        return tls, None
+    if not tls:  # a CA file alone would suggest TLS while the hub connects in the clear
+        raise SettingsError("HUB_MQTT_CA_FILE is set but HUB_MQTT_TLS is not")
+    try:
+        ssl.create_default_context(cafile=ca_file)  # load it now: fail at start, clearly
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"HUB_MQTT_CA_FILE={ca_file!r} cannot be loaded: {exc}") from None
+    return tls, ca_file
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "")
     if not value or value.lower() in {"changeme", "change-me", "secret", "password"}:
@@ -88,12 +116,15 @@ def load_settings(env: Mapping[str, str]) -> HubSettings:
     if not (math.isfinite(max_power_w) and max_power_w > 0):
         raise SettingsError("HUB_MAX_POWER_W must be a positive number of watts")
     mqtt_username = _required(env, "HUB_MQTT_USERNAME")
+    mqtt_tls, mqtt_ca_file = _mqtt_tls(env)
     return HubSettings(
         database_url=_required(env, "HUB_DATABASE_URL"),
         mqtt_username=mqtt_username,
         mqtt_password=_required(env, "HUB_MQTT_PASSWORD"),
         mqtt_host=env.get("HUB_MQTT_HOST", "127.0.0.1"),
         mqtt_port=_int(env, "HUB_MQTT_PORT", 1883),
+        mqtt_tls=mqtt_tls,
+        mqtt_ca_file=mqtt_ca_file,
         # The broker pins each account to the client id of its own name (broker/README.md).
         client_id=env.get("HUB_CLIENT_ID") or mqtt_username,
         share_group=env.get("HUB_SHARE_GROUP", "hub"),
