@@ -151,7 +151,7 @@ class MqttConnection:
     # --- any thread ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="hub-wire", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="hub-mqtt", daemon=True)
         self._thread.start()
 
     def stop(self, *, disconnect: bool = True, timeout: float = 10.0) -> None:
