@@ -19,7 +19,9 @@ from hub.protocol import Reading, encode_reading, readings_topic
 from tests.conftest import BrokerInfo
 from tests.integration.test_sim_tls import TlsMosquitto, tls_broker  # noqa: F401 - fixture
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
+# Days in the past, within HUB_MAX_LATENESS_S, whatever today is.
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=5)
+STORED = "SELECT (SELECT count(*) FROM readings) + (SELECT count(*) FROM dead_letters)"
 
 
 def tls_port(broker: BrokerInfo) -> int:
@@ -47,11 +49,8 @@ def test_the_hub_ingests_over_tls(database_url: str, tls_broker: BrokerInfo) -> 
     try:
         gateway.publish_many(sent)
         gateway.flush()
-        wait_for(
-            lambda: count(database_url, "SELECT count(*) FROM readings") == len(sent),
-            60,
-            "every reading stored",
-        )
+        wait_for(lambda: count(database_url, STORED) == len(sent), 60, "every reading handled")
+        assert count(database_url, "SELECT count(*) FROM dead_letters") == 0
         assert hub.mqtt.connects == 1
         assert hub.health()[1]["mqtt"] == "connected"
     finally:

@@ -89,16 +89,26 @@ class PahoPeer:
         return out
 
     def read_packets(self, n: int) -> tuple[list[Message], list[Packet]]:
-        """The next ``n`` packets paho wrote, split and decoded by our StreamDecoder."""
+        """The next ``n`` packets paho writes, split and decoded by our StreamDecoder; paho's
+        loop runs meanwhile (it answers what we sent it)."""
         stream = StreamDecoder()
         messages: list[Message] = []
         control: list[Packet] = []
+        deadline = time.monotonic() + 5.0
         while len(messages) + len(control) < n:
-            chunk = self.sock.recv(65536)
-            assert chunk, "paho closed the connection"
-            more, other = stream.feed(chunk, NOW)
-            messages += more
-            control += other
+            # What paho queued inside a callback (an acknowledgement) waits for its loop.
+            assert self.client.loop_write() == mqtt.MQTT_ERR_SUCCESS
+            left = deadline - time.monotonic()
+            assert left > 0, f"paho wrote {len(messages) + len(control)} of {n} packets"
+            ready, _, _ = select.select([self.client.socket(), self.sock], [], [], left)
+            if self.client.socket() in ready:
+                assert self.client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+            if self.sock in ready:
+                chunk = self.sock.recv(65536)
+                assert chunk, "paho closed the connection"
+                more, other = stream.feed(chunk, NOW)
+                messages += more
+                control += other
         assert stream.pending == 0
         return messages, control
 
