@@ -96,7 +96,7 @@ def wire_drain(broker: BenchBroker, user: str, n: int) -> float | None:
     conn.start()
     try:
         if not n:
-            if not conn.connected.wait(10):
+            if not conn.connected.wait(60):
                 raise SystemExit(f"hand-written client did not connect: {conn.fatal}")
             return None
         counter.wait()
@@ -140,7 +140,7 @@ def paho_drain(broker: BenchBroker, user: str, n: int, *, manual: bool = True) -
     client.loop_start()
     try:
         if not n:
-            if not subscribed.wait(10):
+            if not subscribed.wait(60):
                 raise SystemExit("paho did not subscribe")
             return None
         # Not waiting for the SUBACK: the broker sends the queued messages first.
