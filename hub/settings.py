@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from hub.mqtt.connection import tls_context
 from hub.protocol import MAX_POWER_W
 
 
@@ -89,7 +90,7 @@ def _mqtt_tls(env: Mapping[str, str]) -> tuple[bool, str | None]:
     if not tls:  # a CA file alone would suggest TLS while the hub connects in the clear
         raise SettingsError("HUB_MQTT_CA_FILE is set but HUB_MQTT_TLS is not")
     try:
-        ssl.create_default_context(cafile=ca_file)  # load it now: fail at start, clearly
+        tls_context(ca_file)  # load it now: fail at start, clearly
     except (OSError, ssl.SSLError) as exc:
         raise SettingsError(f"HUB_MQTT_CA_FILE={ca_file!r} cannot be loaded: {exc}") from None
     return tls, ca_file
