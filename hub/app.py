@@ -17,16 +17,31 @@ from hub.health import PROBE_TIMEOUT_S, HealthMonitor
 from hub.http import HealthServer
 from hub.live import LivePublisher
 from hub.metrics import HubMetrics
+from hub.mqtt.adapter import BrokerAdapter
+from hub.mqtt.connection import ConnectionSettings, MqttConnection, tls_context
 from hub.protocol import DEVICE_EVENTS_TOPIC, STATUS_SUB
 from hub.registry import DeviceRegistry
 from hub.rollup_worker import RollupWorker
 from hub.settings import HubSettings
 from hub.storage import PgStorage, TouchThrottle
-from hub.wire import WireClient
 from hub.writer import BatchWriter
 
 log = logging.getLogger("hub")
 TOUCH_MAX_S = 10.0
+
+
+def connection_settings(settings: HubSettings) -> ConnectionSettings:
+    """What the broker connection needs, and nothing else of the hub's settings."""
+    return ConnectionSettings(
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        client_id=settings.client_id,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password,
+        receive_maximum=settings.receive_maximum,
+        session_expiry_s=settings.session_expiry_s,
+        tls=tls_context(settings.mqtt_ca_file) if settings.mqtt_tls else None,
+    )
 
 
 class Hub:
@@ -35,8 +50,8 @@ class Hub:
         self.metrics = HubMetrics()
         self.registry = DeviceRegistry()
         touch = TouchThrottle(self._touch_period)
-        self.mqtt = WireClient(
-            settings,
+        self.mqtt: BrokerAdapter = MqttConnection(
+            connection_settings(settings),
             self._deliver,
             [
                 (f"$share/{settings.share_group}/ems/v1/meters/+/readings", 1),

@@ -10,7 +10,7 @@ that holds whether its probe fails, times out or hangs beyond its own timeouts.
 * Database: a new connection per probe, with a connect timeout and a statement timeout on its
   ``SELECT 1``. (A hung postmaster takes no new connection while open ones may still answer.)
 * Broker: a PINGREQ whenever nothing has come from it for ``interval_s``; the PINGRESP, or any
-  other packet, is its answer (``WireClient.last_rx``).
+  other packet, is its answer (``BrokerAdapter.last_rx``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import psycopg
 
-from hub.wire import WireClient
+from hub.mqtt.adapter import BrokerAdapter
 
 log = logging.getLogger("hub.health")
 
@@ -36,7 +36,7 @@ class HealthMonitor:
     def __init__(
         self,
         dsn: str,
-        wire: WireClient,
+        wire: BrokerAdapter,
         *,
         interval_s: float = PROBE_INTERVAL_S,
         stale_after_s: float = STALE_AFTER_S,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
 from common.env import Env, SettingsError
+from hub.mqtt.connection import tls_context
 from hub.protocol import MAX_POWER_W
 
 __all__ = ["HubSettings", "SettingsError", "load_settings"]
@@ -19,6 +21,10 @@ class HubSettings:
     mqtt_password: str
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    # TLS to the broker, verifying its certificate (and host name) against mqtt_ca_file, or
+    # against the system's CAs without one.
+    mqtt_tls: bool = False
+    mqtt_ca_file: str | None = None
     client_id: str = "ems-hub-1"
     share_group: str = "hub"
     http_host: str = "127.0.0.1"
@@ -45,17 +51,34 @@ class HubSettings:
     session_expiry_s: int = 7 * 24 * 3600
 
 
+def _mqtt_tls(env: Env) -> tuple[bool, str | None]:
+    tls = env.bool("HUB_MQTT_TLS", False)
+    ca_file = env.str("HUB_MQTT_CA_FILE", "") or None
+    if ca_file is None:
+        return tls, None
+    if not tls:  # a CA file alone would suggest TLS while the hub connects in the clear
+        raise SettingsError("HUB_MQTT_CA_FILE is set but HUB_MQTT_TLS is not")
+    try:
+        tls_context(ca_file)  # load it now: fail at start, clearly
+    except (OSError, ssl.SSLError) as exc:
+        raise SettingsError(f"HUB_MQTT_CA_FILE={ca_file!r} cannot be loaded: {exc}") from None
+    return tls, ca_file
+
+
 def load_settings(environ: Mapping[str, str]) -> HubSettings:
     env = Env(environ, who="the hub")
     # MQTT 5 caps Receive Maximum at 65535.
     receive_maximum = env.int("HUB_RECEIVE_MAXIMUM", 40000, ge=1, le=0xFFFF)
     mqtt_username = env.secret("HUB_MQTT_USERNAME")
+    mqtt_tls, mqtt_ca_file = _mqtt_tls(env)
     return HubSettings(
         database_url=env.secret("HUB_DATABASE_URL"),
         mqtt_username=mqtt_username,
         mqtt_password=env.secret("HUB_MQTT_PASSWORD"),
         mqtt_host=env.str("HUB_MQTT_HOST", "127.0.0.1"),
         mqtt_port=env.int("HUB_MQTT_PORT", 1883),
+        mqtt_tls=mqtt_tls,
+        mqtt_ca_file=mqtt_ca_file,
         # The broker pins each account to the client id of its own name (broker/README.md).
         client_id=env.str("HUB_CLIENT_ID", mqtt_username),
         share_group=env.str("HUB_SHARE_GROUP", "hub"),

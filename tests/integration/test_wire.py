@@ -1,9 +1,10 @@
-"""hub.wire.WireClient against a real Mosquitto: delivery, redelivery, refusals, outages."""
+"""hub.mqtt.connection against a real Mosquitto: delivery, redelivery, refusals, outages."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -11,8 +12,9 @@ import pytest
 from devkit.helpers import Subscriber, wait_for
 from devkit.hubkit import Gateway, create_gateway, hub_settings
 from ems.broker import HUB_USER
+from hub.app import connection_settings
 from hub.batch import Message
-from hub.wire import WireClient
+from hub.mqtt.connection import MqttConnection
 
 READINGS_SHARED = "$share/hub/ems/v1/meters/+/readings"
 
@@ -22,11 +24,11 @@ def topic(meter: int) -> str:
 
 
 class Inbox:
-    """Collects what a WireClient delivers; acknowledges each chunk at once unless told not to."""
+    """Collects what a connection delivers; acknowledges each chunk at once unless told not to."""
 
     def __init__(self, auto_ack: bool = True) -> None:
         self.auto_ack = auto_ack
-        self.client: WireClient | None = None
+        self.client: MqttConnection | None = None
         self.chunks = 0
         self.largest = 0  # messages in the largest chunk
         self._messages: list[Message] = []
@@ -49,16 +51,16 @@ class Inbox:
 
 
 @pytest.fixture
-def clients() -> Iterator[list[WireClient]]:
+def clients() -> Iterator[list[MqttConnection]]:
     """Every client a test starts is stopped at its end, whatever happens."""
-    started: list[WireClient] = []
+    started: list[MqttConnection] = []
     yield started
     for client in started:
         client.stop()
 
 
 def start_client(
-    clients: list[WireClient],
+    clients: list[MqttConnection],
     broker: Any,
     inbox: Inbox,
     *,
@@ -66,12 +68,15 @@ def start_client(
     wait: bool = True,
     keepalive: int = 30,
     **settings: Any,
-) -> WireClient:
-    client = WireClient(
-        hub_settings("postgresql://unused", broker, **settings),
+) -> MqttConnection:
+    connection = replace(
+        connection_settings(hub_settings("postgresql://unused", broker, **settings)),
+        keepalive=keepalive,
+    )
+    client = MqttConnection(
+        connection,
         inbox,
         subscriptions if subscriptions is not None else [(READINGS_SHARED, 1)],
-        keepalive=keepalive,
     )
     inbox.client = client
     clients.append(client)
@@ -89,7 +94,7 @@ def gateway(broker: Any) -> Iterator[Gateway]:
 
 
 def test_drains_twenty_thousand_queued_messages_in_order(
-    broker: Any, gateway: Gateway, clients: list[WireClient]
+    broker: Any, gateway: Gateway, clients: list[MqttConnection]
 ) -> None:
     # The hub's hot path: a backlog queued in its persistent session while it was away.
     start_client(clients, broker, Inbox(), client_id="hub-drain").stop()
@@ -112,7 +117,7 @@ def test_drains_twenty_thousand_queued_messages_in_order(
 
 
 def test_unacknowledged_messages_come_back_after_a_crash(
-    broker: Any, gateway: Gateway, clients: list[WireClient]
+    broker: Any, gateway: Gateway, clients: list[MqttConnection]
 ) -> None:
     first = Inbox(auto_ack=False)
     client = start_client(clients, broker, first, client_id="hub-crash")
@@ -140,7 +145,9 @@ def test_unacknowledged_messages_come_back_after_a_crash(
     assert sorted(redelivered) == sorted(m.payload for m in got[40:])
 
 
-def test_a_wrong_password_is_fatal_and_not_retried(broker: Any, clients: list[WireClient]) -> None:
+def test_a_wrong_password_is_fatal_and_not_retried(
+    broker: Any, clients: list[MqttConnection]
+) -> None:
     client = start_client(clients, broker, Inbox(), wait=False, mqtt_password="wrong")
     fatal = wait_for(lambda: client.fatal, 10, "a fatal refusal")
     assert "Bad user name or password" in fatal or "Not authorized" in fatal
@@ -149,7 +156,9 @@ def test_a_wrong_password_is_fatal_and_not_retried(broker: Any, clients: list[Wi
     assert not client.connected.is_set()
 
 
-def test_a_subscription_the_acl_refuses_is_fatal(broker: Any, clients: list[WireClient]) -> None:
+def test_a_subscription_the_acl_refuses_is_fatal(
+    broker: Any, clients: list[MqttConnection]
+) -> None:
     client = start_client(
         clients,
         broker,
@@ -168,7 +177,7 @@ def test_a_subscription_the_acl_refuses_is_fatal(broker: Any, clients: list[Wire
 
 
 def test_reconnects_by_itself_after_the_broker_restarts(
-    broker: Any, clients: list[WireClient]
+    broker: Any, clients: list[MqttConnection]
 ) -> None:
     inbox = Inbox()
     # The hub's own account: the restart pins every account to its client id (ems/broker.py).
@@ -194,7 +203,7 @@ def test_reconnects_by_itself_after_the_broker_restarts(
 
 
 def test_keepalive_keeps_an_idle_connection_up(
-    broker: Any, gateway: Gateway, clients: list[WireClient]
+    broker: Any, gateway: Gateway, clients: list[MqttConnection]
 ) -> None:
     inbox = Inbox()
     client = start_client(clients, broker, inbox, keepalive=1)
@@ -208,7 +217,7 @@ def test_keepalive_keeps_an_idle_connection_up(
     wait_for(lambda: inbox.payloads() == [b"still here"], 10, "a message on the idle connection")
 
 
-def test_publishes_at_qos_0_and_1(broker: Any, clients: list[WireClient]) -> None:
+def test_publishes_at_qos_0_and_1(broker: Any, clients: list[MqttConnection]) -> None:
     client = start_client(clients, broker, Inbox(), subscriptions=[("ems/v1/events/devices", 1)])
     watcher = Subscriber(
         broker.host, broker.port, broker.portal_user, broker.portal_password, "ems/v1/events/#"
@@ -227,7 +236,7 @@ def test_publishes_at_qos_0_and_1(broker: Any, clients: list[WireClient]) -> Non
 
 
 def test_closed_intake_neither_delivers_nor_acknowledges(
-    broker: Any, gateway: Gateway, clients: list[WireClient]
+    broker: Any, gateway: Gateway, clients: list[MqttConnection]
 ) -> None:
     first = Inbox()
     client = start_client(clients, broker, first, client_id="hub-intake")

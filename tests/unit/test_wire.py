@@ -1,4 +1,4 @@
-"""hub.wire: the MQTT 5.0 packet codec, checked against the byte layouts of the OASIS spec."""
+"""hub.mqtt.codec: the MQTT 5.0 packet codec, checked against the byte layouts of the OASIS spec."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hub.batch import Message
-from hub.wire import (
+from hub.mqtt.codec import (
     PINGREQ_PACKET,
     Packet,
     ProtocolError,

@@ -1,0 +1,1 @@
+"""The hub's broker client: codec (packets), transport (TCP/TLS), connection, adapter."""
