@@ -35,6 +35,9 @@ import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import peak_rss_mb, percentile, reap_at_exit, services
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic
 from devkit.hubkit import (
     Gateway,
     add_devices,
@@ -45,7 +48,6 @@ from devkit.hubkit import (
 )
 from ems.broker import HUB_USER, hub_user
 from ems.procs import free_port
-from hub.protocol import Reading, encode_reading, readings_topic
 
 MARK = 1e9  # registers in the latency phase start here, far above the drained stream's
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from contract.topics import DEVICE_EVENTS_TOPIC, STATUS_SUB
 from hub.alert_store import AlertEngine
 from hub.batch import Message, decode_ahead
 from hub.buffer import Intake
@@ -17,7 +18,6 @@ from hub.health import PROBE_TIMEOUT_S, HealthMonitor
 from hub.http import HealthServer
 from hub.live import LivePublisher
 from hub.metrics import HubMetrics
-from hub.protocol import DEVICE_EVENTS_TOPIC, STATUS_SUB
 from hub.registry import DeviceRegistry
 from hub.rollup_worker import RollupWorker
 from hub.settings import HubSettings

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
-from hub.protocol import MAX_POWER_W
+from contract.readings import MAX_POWER_W
 
 
 class SettingsError(ValueError):

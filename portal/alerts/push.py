@@ -16,13 +16,9 @@ from datetime import UTC, datetime
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.protocol import (
-    AlertEvent,
-    AlertFacts,
-    alerts_topic,
-    decode_alert_event,
-    encode_alert_event,
-)
+from contract.codec import decode_alert_event, encode_alert_event
+from contract.payloads import AlertEvent, AlertFacts
+from contract.topics import alerts_topic
 from portal.alerts.schemas import AlertOut
 from portal.alerts.services import unread_count
 from portal.alerts.texts import describe

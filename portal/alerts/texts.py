@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hub.protocol import AlertFacts
+from contract.payloads import AlertFacts
 
 HOUR = timedelta(hours=1)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from hub.protocol import chat_topic
+from contract.topics import chat_topic
 from portal.auth.schemas import Role
 from portal.chat.schemas import MessageOut
 

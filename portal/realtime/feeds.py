@@ -13,7 +13,9 @@ import logging
 import uuid
 from typing import Any
 
-from hub.protocol import DecodeError, decode_status, parse_meter_topic
+from contract.codec import decode_status
+from contract.reasons import DecodeError
+from contract.topics import parse_meter_topic
 from portal.realtime.core import Realtime
 
 log = logging.getLogger("portal.realtime")

@@ -17,10 +17,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from contract.codec import encode_status
+from contract.topics import alerts_topic, live_topic, status_topic
 from devkit.helpers import publish_as, wait_for
 from devkit.hubkit import create_gateway
 from devkit.live_portal import LivePortal
-from hub.protocol import alerts_topic, encode_status, live_topic, status_topic
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
 from tests.conftest import BrokerInfo
