@@ -18,7 +18,6 @@ __all__ = [
     "LIVE_PREFIX",
     "LIVE_SUB",
     "METERS_PREFIX",
-    "READINGS_SHARED_SUB",
     "READINGS_SUB",
     "STATUS_SUB",
     "alerts_topic",
@@ -29,6 +28,7 @@ __all__ = [
     "live_topic",
     "parse_live_topic",
     "parse_meter_topic",
+    "readings_shared_sub",
     "readings_topic",
     "status_topic",
 ]
@@ -41,8 +41,6 @@ ALERTS_PREFIX: Final = f"{_EVENTS}alerts/"
 CHAT_PREFIX: Final = f"{_EVENTS}chat/"
 
 READINGS_SUB: Final = f"{METERS_PREFIX}+/readings"
-READINGS_SHARED_SUB: Final = f"$share/hub/{READINGS_SUB}"
-"""Hub subscription: queue semantics, each reading goes to one hub replica."""
 STATUS_SUB: Final = f"{METERS_PREFIX}+/status"
 DEVICE_EVENTS_TOPIC: Final = f"{_EVENTS}devices"
 ALERTS_SUB: Final = f"{ALERTS_PREFIX}+"
@@ -61,6 +59,11 @@ def id_segment(value: UUID | str) -> str:
     if isinstance(value, UUID):
         return str(value)
     return str(UUID(value))
+
+
+def readings_shared_sub(group: str) -> str:
+    """The hubs' subscription: queue semantics, each reading goes to one hub of ``group``."""
+    return f"$share/{group}/{READINGS_SUB}"
 
 
 def readings_topic(device_id: UUID | str) -> str:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from contract.topics import DEVICE_EVENTS_TOPIC, STATUS_SUB
+from contract.topics import DEVICE_EVENTS_TOPIC, STATUS_SUB, readings_shared_sub
 from hub.alert_store import AlertEngine
 from hub.batch import Message, decode_ahead
 from hub.buffer import Intake
@@ -39,7 +39,7 @@ class Hub:
             settings,
             self._deliver,
             [
-                (f"$share/{settings.share_group}/ems/v1/meters/+/readings", 1),
+                (readings_shared_sub(settings.share_group), 1),
                 (STATUS_SUB, 1),
                 (DEVICE_EVENTS_TOPIC, 1),
             ],

@@ -44,7 +44,6 @@ from contract.topics import (
     CHAT_SUB,
     DEVICE_EVENTS_TOPIC,
     LIVE_SUB,
-    READINGS_SHARED_SUB,
     READINGS_SUB,
     STATUS_SUB,
     alerts_topic,
@@ -52,6 +51,7 @@ from contract.topics import (
     cmd_topic,
     live_topic,
     parse_meter_topic,
+    readings_shared_sub,
     readings_topic,
     status_topic,
 )
@@ -86,7 +86,7 @@ def _decode(payload: bytes, **kwargs: Any) -> list[Reading]:
 
 
 def test_topic_constants() -> None:
-    assert READINGS_SHARED_SUB == "$share/hub/ems/v1/meters/+/readings"
+    assert readings_shared_sub("hub") == "$share/hub/ems/v1/meters/+/readings"
     assert READINGS_SUB == "ems/v1/meters/+/readings"
     assert STATUS_SUB == "ems/v1/meters/+/status"
     assert DEVICE_EVENTS_TOPIC == "ems/v1/events/devices"
