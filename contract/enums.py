@@ -17,6 +17,7 @@ __all__ = [
     "ALERT_KINDS",
     "ALERT_STATUSES",
     "DEVICE_ACTIONS",
+    "HOURLY_ALERT_KINDS",
     "METER_KINDS",
     "QUALITIES",
     "STATUS_STATES",
@@ -39,6 +40,7 @@ METER_KINDS: Final[tuple[MeterKind, ...]] = get_args(MeterKind)
 
 HourlyAlertKind: TypeAlias = Literal["hourly_limit", "early_warning"]
 """Alerts about one hour's energy (they carry ``hour``)."""
+HOURLY_ALERT_KINDS: Final[tuple[HourlyAlertKind, ...]] = get_args(HourlyAlertKind)
 StatusAlertKind: TypeAlias = Literal["offline", "online"]
 """Alerts about a meter's connection (no ``hour``)."""
 AlertKind: TypeAlias = Literal[HourlyAlertKind, StatusAlertKind]
@@ -59,7 +61,9 @@ StatusState: TypeAlias = Literal["online", "offline"]
 STATUS_STATES: Final[tuple[StatusState, ...]] = get_args(StatusState)
 
 Quality: TypeAlias = Literal["measured", "estimated", "reset", "glitch"]
-"""How an hour's energy was obtained (``hourly_energy.quality``, ``LiveEvent.quality``)."""
+"""How an hour's energy was obtained (``hourly_energy.quality``, ``LiveEvent.quality``). The
+hub's rollup ranks them with its own ``hub.energy.Quality`` (tests/unit/test_contract.py keeps
+its values these)."""
 QUALITIES: Final[tuple[Quality, ...]] = get_args(Quality)
 
 ReadingSource: TypeAlias = Literal["v1", "classic"]

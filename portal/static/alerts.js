@@ -6,12 +6,11 @@
  */
 (function () {
   "use strict";
-  var TITLES = {
-    hourly_limit: "Hourly limit exceeded",
-    early_warning: "Early warning",
-    offline: "Device offline",
-    online: "Device back online",
-  };
+  // The server's names of the alert kinds (portal/alerts/texts.py, rendered by base.html).
+  var TITLES = (function () {
+    var el = document.getElementById("ems-labels");
+    try { return (el && JSON.parse(el.textContent).alert_kind) || {}; } catch (e) { return {}; }
+  })();
   var TOAST_MS = 15000;
 
   function bell() { return document.querySelector("[data-testid=bell-count]"); }

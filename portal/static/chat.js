@@ -12,7 +12,7 @@
   var rt = window.emsRealtime;
   var me = panel.dataset.me;
   var role = panel.dataset.role;
-  var kinds = JSON.parse(document.getElementById("chat-alert-kinds").textContent || "{}");
+  var kinds = JSON.parse(document.getElementById("ems-labels").textContent || "{}").alert_kind || {};
   var logBox = panel.querySelector(".chat-log");
   var list = panel.querySelector(".chat-messages");
   var olderButton = panel.querySelector(".chat-older");
