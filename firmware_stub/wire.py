@@ -1,7 +1,7 @@
 """What the meter puts on the wire and how it reacts to commands (ARCHITECTURE.md section 3).
 
-The payloads come from ``hub.protocol`` - the contract's single implementation - so the meter
-and the hub cannot drift apart.
+The payloads come from the ``contract`` package - the contract's single implementation, which
+the hub imports too - so the meter and the hub cannot drift apart.
 """
 
 from __future__ import annotations
