@@ -29,11 +29,13 @@ import psycopg
 from websockets.sync.client import connect
 
 from bench.common import percentile, services
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic
 from devkit.hubkit import Gateway, add_devices, create_gateway, hub_process, wait_rolled_up
 from devkit.live_portal import LivePortal
 from ems.broker import HUB_USER
 from ems.procs import free_port
-from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
 

@@ -40,6 +40,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from bench.common import peak_rss_mb, percentile, reap_at_exit, services
 from bench.machine import CpuMeter, machine_line
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic
 from devkit.hubkit import (
     Gateway,
     add_devices,
@@ -50,10 +53,9 @@ from devkit.hubkit import (
 )
 from ems.broker import HUB_USER, hub_user
 from ems.procs import free_port
-from hub.protocol import Reading, encode_reading, readings_topic
 
 # Registers in the latency phase start here, far above the drained stream's (at most ~20,000)
-# and far below the largest register the hub accepts (hub.protocol.MAX_REGISTER_KWH, 1e9: at
+# and far below the largest register the hub accepts (contract.readings.MAX_REGISTER_KWH, 1e9: at
 # 1e9 itself every reading of the phase but the first was dead-lettered as out of range).
 MARK = 1e7
 

@@ -49,7 +49,7 @@ TIMEOUT_S = 600.0
 
 
 def payload(i: int) -> bytes:
-    # About the size of a single reading (hub.protocol.encode_reading).
+    # About the size of a single reading (contract.readings.encode_reading).
     return b'{"ts":"2026-01-01T00:00:00Z","energy_kwh":%d.5,"seq":%d,"v":1}' % (i, i)
 
 

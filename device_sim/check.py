@@ -18,11 +18,13 @@ from uuid import UUID
 import aiomqtt
 import httpx
 
+from contract.payloads import Reading
+from contract.readings import MAX_BATCH, encode_readings
+from contract.topics import readings_topic
 from device_sim.check_series import HOUR, compare, expected_hourly, known_series, report, verdict
 from device_sim.plan import BrokerPlan
 from device_sim.portal_api import PortalClient, PortalError
 from device_sim.timeparse import floor_time
-from hub.protocol import MAX_BATCH, Reading, encode_readings, readings_topic
 
 
 @dataclass(frozen=True, slots=True)

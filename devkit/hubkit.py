@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
+from contract.topics import READINGS_SUB, STATUS_SUB
 from ems.procs import free_port
 from hub.app import Hub
 from hub.settings import HubSettings
@@ -61,12 +62,12 @@ def create_gateway(broker: Any, password: str = "gateway-password") -> tuple[str
                 acls=[
                     {
                         "acltype": "publishClientSend",
-                        "topic": "ems/v1/meters/+/readings",
+                        "topic": READINGS_SUB,
                         "allow": True,
                     },
                     {
                         "acltype": "publishClientSend",
-                        "topic": "ems/v1/meters/+/status",
+                        "topic": STATUS_SUB,
                         "allow": True,
                     },
                 ],

@@ -24,6 +24,7 @@ from datetime import datetime
 from uuid import UUID
 
 from common.backoff import Backoff
+from contract.topics import cmd_topic, readings_topic
 from firmware_stub.buffer import ReadingBuffer
 from firmware_stub.clock import Clock
 from firmware_stub.model import MeterConfig, MeterStats, Sensor, State
@@ -33,7 +34,6 @@ from firmware_stub.session import Session
 from firmware_stub.transport import MqttClient, PublishOutcome
 from firmware_stub.window import InFlightWindow
 from firmware_stub.wire import Encoder, encode_v1, handle_command
-from hub.protocol import cmd_topic, readings_topic
 
 log = logging.getLogger("firmware_stub.meter")
 

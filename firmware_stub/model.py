@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from common.backoff import BackoffPolicy
-from hub.protocol import MAX_BATCH
+from contract.readings import MAX_BATCH
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from uuid import UUID
 
 from common.backoff import Backoff
+from contract.codec import encode_status
+from contract.topics import cmd_topic, status_topic
 from firmware_stub.clock import Clock
 from firmware_stub.model import MeterConfig, MeterStats, State
 from firmware_stub.transport import MqttClient, Will
-from hub.protocol import cmd_topic, encode_status, status_topic
 
 log = logging.getLogger("firmware_stub.meter")
 

@@ -1,7 +1,7 @@
 """What the meter puts on the wire and how it reacts to commands (ARCHITECTURE.md section 3).
 
-The payloads come from ``hub.protocol`` - the contract's single implementation - so the meter
-and the hub cannot drift apart.
+The payloads come from the ``contract`` package - the contract's single implementation, which
+the hub imports too - so the meter and the hub cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,18 +11,11 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 from uuid import UUID
 
+from contract.codec import decode_cmd
+from contract.payloads import ConfigCmd, Reading, ResendCmd
+from contract.readings import encode_classic, encode_reading, encode_readings
+from contract.reasons import DecodeError, truncate_payload
 from firmware_stub.records import StoredReading
-from hub.protocol import (
-    ConfigCmd,
-    DecodeError,
-    Reading,
-    ResendCmd,
-    decode_cmd,
-    encode_classic,
-    encode_reading,
-    encode_readings,
-    truncate_payload,
-)
 
 log = logging.getLogger("firmware_stub.wire")
 

@@ -16,9 +16,12 @@ from uuid import UUID
 
 import psycopg
 
+from contract.codec import encode_alert_event
+from contract.enums import AlertEventKind
+from contract.payloads import AlertEvent
+from contract.topics import alerts_topic
 from hub.alerts import evaluate
 from hub.metrics import HubMetrics
-from hub.protocol import AlertEvent, alerts_topic, encode_alert_event
 from hub.registry import DeviceRegistry
 from hub.rollup_store import RollupOutcome
 from hub.storage import pg_array
@@ -89,7 +92,7 @@ RETURNING {COLUMNS}
 """
 
 
-def _event(event: str, row: tuple[Any, ...]) -> AlertEvent:
+def _event(event: AlertEventKind, row: tuple[Any, ...]) -> AlertEvent:
     return AlertEvent(event=event, **dict(zip(_NAMES, row, strict=True)))
 
 
@@ -152,7 +155,11 @@ class AlertEngine:
             for row in conn.execute(RAISE, params):
                 self._pending.append(_event("raised", row))
                 self._metrics.alerts.labels(str(row[3])).inc()
-        for sql, rows, name in ((RETRACT, retract, "retracted"), (FINAL, final, "updated")):
+        steps: tuple[tuple[str, list[Any], AlertEventKind], ...] = (
+            (RETRACT, retract, "retracted"),
+            (FINAL, final, "updated"),
+        )
+        for sql, rows, name in steps:
             if rows:
                 ids, hours, energy = zip(*rows, strict=True)
                 params = [pg_array(ids), pg_array(h.isoformat() for h in hours), pg_array(energy)]

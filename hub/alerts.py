@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
+from contract.enums import HourlyAlertKind
 from hub.energy import HOUR, hour_floor
 from hub.rollup import HourRow
 
 MIN_ELAPSED = timedelta(minutes=5)
 LATE_GRACE = timedelta(minutes=1)
 
-DecisionKind = Literal["hourly_limit", "early_warning", "retract"]
+DecisionKind = Literal[HourlyAlertKind, "retract"]
+"""An hourly alert to raise or update, or the hour's alert to retract."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from contract.topics import DEVICE_EVENTS_TOPIC, STATUS_SUB, readings_shared_sub
 from hub.alert_store import AlertEngine
 from hub.batch import Message, decode_ahead
 from hub.buffer import Intake
@@ -19,7 +20,6 @@ from hub.live import LivePublisher
 from hub.metrics import HubMetrics
 from hub.mqtt.adapter import BrokerAdapter
 from hub.mqtt.connection import ConnectionSettings, MqttConnection, tls_context
-from hub.protocol import DEVICE_EVENTS_TOPIC, STATUS_SUB
 from hub.registry import DeviceRegistry
 from hub.rollup_worker import RollupWorker
 from hub.settings import HubSettings
@@ -54,7 +54,7 @@ class Hub:
             connection_settings(settings),
             self._deliver,
             [
-                (f"$share/{settings.share_group}/ems/v1/meters/+/readings", 1),
+                (readings_shared_sub(settings.share_group), 1),
                 (STATUS_SUB, 1),
                 (DEVICE_EVENTS_TOPIC, 1),
             ],

@@ -9,15 +9,10 @@ from datetime import datetime, timedelta
 from typing import TypeAlias
 from uuid import UUID
 
-from hub.protocol import (
-    MAX_POWER_W,
-    DecodeError,
-    Reading,
-    decode_readings_partial,
-    encode_reading,
-    parse_meter_topic,
-    truncate_payload,
-)
+from contract.payloads import Reading
+from contract.readings import MAX_POWER_W, decode_readings_partial, encode_reading
+from contract.reasons import DecodeError, truncate_payload
+from contract.topics import parse_meter_topic
 from hub.registry import DeviceInfo
 
 Decoded: TypeAlias = tuple[list[Reading], list[DecodeError]]

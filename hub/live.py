@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 from uuid import UUID
 
-import msgspec
-
+from contract.codec import encode_live_event
+from contract.payloads import LiveEvent
+from contract.topics import live_topic
 from hub.energy import hour_floor
-from hub.protocol import live_topic
 from hub.registry import DeviceRegistry
 from hub.rollup_store import RollupOutcome
 
 PublishMany = Callable[[list[tuple[str, bytes]]], None]
-
-
-class LiveEvent(msgspec.Struct, frozen=True):
-    """Payload of ems/v1/events/live/{device_id}."""
-
-    device_id: str
-    ts: datetime
-    energy_kwh: float
-    power_w: float | None
-    hour: datetime
-    hour_kwh: float | None
-    quality: str | None
-    max_hourly_kwh: float | None
-    owner_id: str | None
-
-
-_encode = msgspec.json.Encoder().encode
 
 
 class LivePublisher:
@@ -85,4 +67,4 @@ class LivePublisher:
     def _sent(self, device_id: UUID, event: LiveEvent, now: float) -> tuple[str, bytes]:
         self._last_sent[device_id] = now
         self._pending.pop(device_id, None)
-        return live_topic(device_id), _encode(event)
+        return live_topic(device_id), encode_live_event(event)

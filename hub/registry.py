@@ -9,12 +9,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 from uuid import UUID
 
-from hub.protocol import DeviceEvent
-
-MeterKind = Literal["cumulative", "interval"]
+from contract.enums import MeterKind
+from contract.payloads import DeviceEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,12 @@ from uuid import UUID
 
 import psycopg
 
+from contract.payloads import Reading
+from contract.readings import MAX_POWER_W, encode_reading
+from contract.reasons import truncate_payload
+from contract.topics import readings_topic
 from hub.batch import DeadLetter
 from hub.energy import MeterReading
-from hub.protocol import MAX_POWER_W, Reading, encode_reading, readings_topic, truncate_payload
 from hub.registry import DeviceInfo
 from hub.rollup import NeedLongerHistory, Rewrite, cumulative_rewrite, interval_rewrite
 from hub.storage import pg_array

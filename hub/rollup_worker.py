@@ -16,10 +16,11 @@ from collections.abc import Callable
 
 import psycopg
 
+from contract.readings import MAX_POWER_W
+from contract.reasons import reason_family
 from hub.alert_store import AlertEngine
 from hub.live import LivePublisher
 from hub.metrics import HubMetrics
-from hub.protocol import MAX_POWER_W, reason_family
 from hub.registry import DeviceRegistry
 from hub.rollup_store import rollup_pending
 from hub.storage import PgStorage

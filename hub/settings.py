@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from common.env import Env, SettingsError
+from contract.readings import MAX_POWER_W
 from hub.mqtt.connection import tls_context
-from hub.protocol import MAX_POWER_W
 
 __all__ = ["HubSettings", "SettingsError", "load_settings"]
 

@@ -25,8 +25,9 @@ from uuid import UUID
 
 import psycopg
 
+from contract.payloads import Reading
+from contract.topics import readings_topic
 from hub.batch import DeadLetter, PreparedBatch, conflict_letter, same_value
-from hub.protocol import Reading, readings_topic
 from hub.registry import DeviceInfo
 
 TEMP_TABLES = """

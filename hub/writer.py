@@ -21,19 +21,13 @@ from uuid import UUID
 
 import psycopg
 
+from contract.codec import decode_device_event, decode_status
+from contract.reasons import DecodeError, reason_family, truncate_payload
+from contract.topics import DEVICE_EVENTS_TOPIC, parse_meter_topic
 from hub.alert_store import AlertEngine
 from hub.batch import DeadLetter, Message, PreparedBatch, meter_topic, prepare
 from hub.buffer import Intake
 from hub.metrics import HubMetrics
-from hub.protocol import (
-    DEVICE_EVENTS_TOPIC,
-    DecodeError,
-    decode_device_event,
-    decode_status,
-    parse_meter_topic,
-    reason_family,
-    truncate_payload,
-)
 from hub.registry import DeviceRegistry
 from hub.settings import HubSettings
 from hub.storage import BatchOutcome, PgStorage

@@ -28,6 +28,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from portal.alerts.controllers import AlertController
 from portal.alerts.pages import AlertPages
 from portal.alerts.push import AlertPush
+from portal.alerts.texts import BROWSER_LABELS
 from portal.audit.controllers import AuditController
 from portal.audit.pages import AuditPages
 from portal.auth.authenticator import Authenticator
@@ -59,6 +60,11 @@ from portal.users.pages import AdminUserPages
 
 HERE = Path(__file__).resolve().parent
 log = logging.getLogger("portal")
+
+
+def _template_globals(engine: JinjaTemplateEngine) -> None:
+    # Every page may need them (base.html renders the browser's labels): globals, not context.
+    engine.engine.globals["labels"] = BROWSER_LABELS
 
 
 def proxy_middleware(settings: PortalSettings) -> list[DefineMiddleware]:
@@ -180,7 +186,11 @@ def create_app(settings: PortalSettings) -> Litestar:
         exception_handlers=exception_handlers(),
         plugins=[ErrorResponses(), ClosedStructs()],
         before_request=answer_options,
-        template_config=TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        template_config=TemplateConfig(
+            directory=HERE / "templates",
+            engine=JinjaTemplateEngine,
+            engine_callback=_template_globals,
+        ),
         request_max_body_size=1_048_576,
         openapi_config=OpenAPIConfig(
             title="EMS portal",

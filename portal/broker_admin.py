@@ -16,6 +16,7 @@ from typing import Any
 
 import aiomqtt
 
+from contract.topics import cmd_topic, readings_topic, status_topic
 from portal.auth.passwords import generate_password
 
 CONTROL_TOPIC = "$CONTROL/dynamic-security/v1"
@@ -31,12 +32,11 @@ def meter_role(device_id: uuid.UUID) -> str:
 
 
 def meter_acls(device_id: uuid.UUID) -> list[dict[str, Any]]:
-    base = f"ems/v1/meters/{device_id}"
     return [
-        {"acltype": "publishClientSend", "topic": f"{base}/readings", "allow": True},
-        {"acltype": "publishClientSend", "topic": f"{base}/status", "allow": True},
-        {"acltype": "subscribeLiteral", "topic": f"{base}/cmd", "allow": True},
-        {"acltype": "subscribeLiteral", "topic": f"{base}/status", "allow": True},
+        {"acltype": "publishClientSend", "topic": readings_topic(device_id), "allow": True},
+        {"acltype": "publishClientSend", "topic": status_topic(device_id), "allow": True},
+        {"acltype": "subscribeLiteral", "topic": cmd_topic(device_id), "allow": True},
+        {"acltype": "subscribeLiteral", "topic": status_topic(device_id), "allow": True},
     ]
 
 

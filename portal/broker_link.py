@@ -17,7 +17,9 @@ from collections import deque
 import aiomqtt
 
 from common.backoff import Backoff
-from hub.protocol import DEVICE_EVENTS_TOPIC, DeviceEvent, encode_device_event
+from contract.codec import encode_device_event
+from contract.payloads import DeviceEvent
+from contract.topics import DEVICE_EVENTS_TOPIC
 from portal.broker_admin import BrokerAdmin, BrokerAdminError
 from portal.errors import ServiceUnavailable
 from portal.reconnect import RECONNECT, refused

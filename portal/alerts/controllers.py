@@ -9,9 +9,10 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
+from contract.enums import AlertStatus
 from portal.alerts.providers import alert_dependencies
 from portal.alerts.push import AlertPush
-from portal.alerts.schemas import AlertOut, AlertPage, AlertStatus, UnreadCount
+from portal.alerts.schemas import AlertOut, AlertPage, UnreadCount
 from portal.alerts.services import AlertService
 from portal.errors import Conflict
 

@@ -16,13 +16,9 @@ from datetime import UTC, datetime
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.protocol import (
-    AlertEvent,
-    AlertFacts,
-    alerts_topic,
-    decode_alert_event,
-    encode_alert_event,
-)
+from contract.codec import decode_alert_event, encode_alert_event
+from contract.payloads import AlertEvent, AlertFacts
+from contract.topics import ALERTS_PREFIX, alerts_topic
 from portal.alerts.schemas import AlertOut
 from portal.alerts.services import unread_count
 from portal.alerts.texts import describe
@@ -31,9 +27,7 @@ from portal.errors import ServiceUnavailable
 from portal.realtime import Connection, Realtime
 
 log = logging.getLogger("portal.alerts")
-ALERTS_PREFIX = "ems/v1/events/alerts/"
 NO_OWNER = uuid.UUID(int=0)
-_EVENTS = {"raised", "updated", "retracted", "acknowledged"}
 
 
 class AlertPush:
@@ -48,8 +42,6 @@ class AlertPush:
             event = decode_alert_event(payload)
         except ValueError as exc:  # a bad topic id, or DecodeError (a ValueError)
             log.warning("ignoring a malformed alert event on %s: %s", topic[:120], exc)
-            return
-        if event.event not in _EVENTS:
             return
         recipients = self._realtime.recipients(None if user_id == NO_OWNER else user_id)
         if not recipients:

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import msgspec
 
-from hub.protocol import AlertFacts
-
-AlertStatus = Literal["open", "acknowledged", "retracted"]
-AlertKind = Literal["hourly_limit", "early_warning", "offline", "online"]
+from contract.payloads import AlertFacts
 
 
 class AlertOut(AlertFacts, kw_only=True):
-    """One alert as a person sees it (the stored alert of hub.protocol.AlertFacts, with its
+    """One alert as a person sees it (the stored alert of contract.payloads.AlertFacts, with its
     device's name): ``text`` is in the reader's time zone."""
 
     device_name: str

@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from portal.alerts.schemas import AlertOut, AlertPage, AlertStatus
+from contract.enums import AlertStatus
+from portal.alerts.schemas import AlertOut, AlertPage
 from portal.alerts.tables import alerts, visible_to
 from portal.alerts.texts import describe
 from portal.auth.schemas import CurrentUser

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from hub.protocol import AlertFacts
+from contract.enums import AlertKind
+from contract.payloads import AlertFacts
 
 HOUR = timedelta(hours=1)
 
@@ -68,12 +70,18 @@ def describe(alert: AlertFacts, device_name: str, time_zone: str, now: datetime)
     return f"{device} used {kwh(used)} {span}, above its limit of {limit}{late}"
 
 
-KIND_LABELS = {
-    "hourly_limit": "Hourly limit",
+KIND_LABELS: Final[dict[AlertKind, str]] = {
+    "hourly_limit": "Hourly limit exceeded",
     "early_warning": "Early warning",
-    "offline": "Offline",
-    "online": "Back online",
+    "offline": "Device offline",
+    "online": "Device back online",
 }
+"""The one name of each alert kind, wherever a person reads it: the alert lists, the chat's
+alert reference and (through ``BROWSER_LABELS``) the browser's toasts."""
+
+BROWSER_LABELS: Final = {"alert_kind": KIND_LABELS}
+"""Labels the browser scripts need, rendered into every signed-in page (base.html) as the JSON
+data block ``#ems-labels``: the scripts keep no list of their own."""
 
 
 def local_clock(time_zone: str) -> Callable[[datetime], str]:

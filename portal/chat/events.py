@@ -21,11 +21,10 @@ from typing import Any
 
 import msgspec
 
-from hub.protocol import chat_topic
+from contract.topics import chat_topic
 from portal.auth.schemas import Role
 from portal.chat.schemas import MessageOut
 
-CHAT_TOPIC_PREFIX = chat_topic(uuid.UUID(int=0)).rsplit("/", 1)[0] + "/"
 MAX_EVENT_BYTES = 64 * 1024
 
 

@@ -20,13 +20,6 @@ from portal.pagekit import PAGE, render, see_other
 
 Chat = NamedDependency[ChatService]
 
-ALERT_KINDS = {
-    "hourly_limit": "Hourly limit exceeded",
-    "early_warning": "Early warning: the hour is heading over its limit",
-    "offline": "Device offline",
-    "online": "Device back online",
-}
-
 
 def _uuid(raw: str | None) -> uuid.UUID | None:
     try:
@@ -63,7 +56,6 @@ class ChatPages(Controller):
             "chat/client.html",
             conversation_id=conversation_id,
             alert=alert,
-            alert_kinds=ALERT_KINDS,
             error=error,
         )
 
@@ -82,5 +74,4 @@ class ChatPages(Controller):
             "chat/inbox.html",
             conversations=conversations,
             open_id=open_id,
-            alert_kinds=ALERT_KINDS,
         )

@@ -17,9 +17,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from contract.topics import CHAT_PREFIX
 from portal.auth.schemas import Role
 from portal.chat.events import (
-    CHAT_TOPIC_PREFIX,
     ChatEvent,
     TypingEvent,
     decode_event,
@@ -47,7 +47,7 @@ class ChatRelay:
         # conversation → its client: fixed for the conversation's life, so safe to keep.
         self._clients: dict[uuid.UUID, uuid.UUID] = {}
         self._typing_sent: dict[tuple[uuid.UUID, uuid.UUID], float] = {}
-        realtime.on_topic(CHAT_TOPIC_PREFIX, self._deliver)
+        realtime.on_topic(CHAT_PREFIX, self._deliver)
         realtime.on_client_message("chat.", self._on_browser_message)
 
     async def publish(self, event: ChatEvent) -> None:

@@ -2,7 +2,7 @@
 hourly and readings reads the API and the CSV export share.
 
 The hub refuses registers above 1e9 kWh and increases implying more power than any meter draws
-(hub.protocol), so nothing it stores now comes near these bounds. Rows stored before it did may
+(contract.readings), so nothing it stores now comes near these bounds. Rows stored before it did may
 hold anything a float8 can: 1e308 (two of them overflow PostgreSQL's ``sum``, which failed the
 request), even Infinity or NaN (JSON has no such numbers: a schema's ``float`` became ``null``).
 So every energy or power value the dashboards read passes through ``shown``: clamped into

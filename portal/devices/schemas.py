@@ -1,17 +1,17 @@
-"""Device shapes, and the DeviceEvent (hub.protocol) a device's state turns into."""
+"""Device shapes, and the DeviceEvent (contract.payloads) a device's state turns into."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 
-from hub.protocol import DeviceAction, DeviceEvent
+from contract.enums import DeviceAction, MeterKind
+from contract.payloads import DeviceEvent
 from portal.validation import NO_NUL_PATTERN, VISIBLE_TEXT_PATTERN, check_text, documented
 
-MeterKind = Literal["cumulative", "interval"]
 DeviceName = Annotated[
     str,
     msgspec.Meta(

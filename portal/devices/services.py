@@ -17,7 +17,8 @@ from typing import Any, Protocol
 from sqlalchemy import Select, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hub.protocol import DeviceAction, DeviceEvent
+from contract.enums import DeviceAction
+from contract.payloads import DeviceEvent
 from portal.audit.services import record
 from portal.auth.schemas import CurrentUser
 from portal.broker_admin import new_meter_password

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.protocol import ALERTS_SUB, CHAT_SUB, DEVICE_EVENTS_TOPIC, LIVE_SUB, STATUS_SUB
+from contract.topics import ALERTS_SUB, CHAT_SUB, DEVICE_EVENTS_TOPIC, LIVE_SUB, STATUS_SUB
 from portal.realtime.connection import Connection
 from portal.realtime.devices import DeviceDirectory
 from portal.realtime.link import EventLink

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from hub.protocol import DecodeError, decode_device_event
+from contract.codec import decode_device_event
+from contract.reasons import DecodeError
 from portal.devices.tables import devices
 
 log = logging.getLogger("portal.realtime")

@@ -1,24 +1,25 @@
 """Device events for browsers: live readings and online/offline status.
 
 Both go to the device's owner and to administrators only. ``{"type": "live", ...}`` carries
-the hub's LiveEvent fields as published (device_id, ts, energy_kwh, power_w, hour, hour_kwh,
-quality, max_hourly_kwh, owner_id); ``{"type": "device_status", "device_id", "state", "ts"}``
-mirrors the meter's status message.
+the fields of the hub's ``contract.payloads.LiveEvent`` (device_id, ts, energy_kwh, power_w,
+hour, hour_kwh, quality, max_hourly_kwh, owner_id); an event that does not decode as one is
+ignored with a warning. ``{"type": "device_status", "device_id", "state", "ts"}`` mirrors the
+meter's status message.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
-from typing import Any
 
-from hub.protocol import DecodeError, decode_status, parse_meter_topic
+import msgspec
+
+from contract.codec import decode_live_event, decode_status
+from contract.reasons import DecodeError
+from contract.topics import LIVE_PREFIX, METERS_PREFIX, parse_live_topic, parse_meter_topic
 from portal.realtime.core import Realtime
 
 log = logging.getLogger("portal.realtime")
-LIVE_PREFIX = "ems/v1/events/live/"
-METERS_PREFIX = "ems/v1/meters/"
 
 
 def _uuid(value: object) -> uuid.UUID | None:
@@ -30,16 +31,17 @@ def _uuid(value: object) -> uuid.UUID | None:
 
 def install_device_feeds(realtime: Realtime) -> None:
     async def on_live(topic: str, payload: bytes) -> None:
-        device_id = _uuid(topic[len(LIVE_PREFIX) :])
+        device_id = parse_live_topic(topic)
         try:
-            event: Any = json.loads(payload)
-        except ValueError:
-            event = None
-        if device_id is None or not isinstance(event, dict):
-            log.warning("ignoring a malformed live event on %s", topic[:120])
+            event = decode_live_event(payload)
+        except DecodeError as exc:
+            log.warning("ignoring a malformed live event on %s: %s", topic[:120], exc.message)
             return
-        message = {**event, "type": "live", "device_id": str(device_id)}
-        await realtime.send_to_user_and_admins(_uuid(event.get("owner_id")), message)
+        if device_id is None:
+            log.warning("ignoring a live event on a malformed topic %s", topic[:120])
+            return
+        message = {**msgspec.to_builtins(event), "type": "live", "device_id": str(device_id)}
+        await realtime.send_to_user_and_admins(_uuid(event.owner_id), message)
 
     async def on_status(topic: str, payload: bytes) -> None:
         parsed = parse_meter_topic(topic)

@@ -4,14 +4,10 @@
  * (events missed while disconnected are not replayed), then from the "unread" field of each
  * {"type": "alert"} socket message (realtime.js). Toasts use textContent only.
  */
+import {labels} from "./labels.js";
 import {realtime} from "./realtime.js";
 
-const TITLES = {
-  hourly_limit: "Hourly limit exceeded",
-  early_warning: "Early warning",
-  offline: "Device offline",
-  online: "Device back online",
-};
+const TITLES = labels("alert_kind");
 const TOAST_MS = 15000;
 
 function bell() {

@@ -8,6 +8,7 @@
  */
 import {api} from "./api.js";
 import {realtime as rt} from "./realtime.js";
+import {labels} from "./labels.js";
 
 const TYPING_TTL_MS = 5000; // the other side's indicator goes away without a fresh ping
 const TYPING_EVERY_MS = 2000; // how often we tell them we are still typing
@@ -35,7 +36,7 @@ export function startChat(panel, hooks = {}) {
   const reconnected = hooks.reconnected || (() => {});
   const me = panel.dataset.me;
   const role = panel.dataset.role;
-  const kinds = JSON.parse(document.getElementById("chat-alert-kinds").textContent || "{}");
+  const kinds = labels("alert_kind");
   const logBox = panel.querySelector(".chat-log");
   const list = panel.querySelector(".chat-messages");
   const olderButton = panel.querySelector(".chat-older");

@@ -12,9 +12,11 @@ from pathlib import Path
 import psycopg
 from playwright.sync_api import Page, expect
 
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic
 from devkit.hubkit import Gateway, create_gateway, start_hub
 from devkit.live_portal import LivePortal
-from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.passwords import hash_password
 from tests.conftest import BrokerInfo
 from tests.e2e.pagestate import wait_until_live

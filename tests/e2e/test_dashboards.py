@@ -16,10 +16,12 @@ from typing import Any
 import psycopg
 from playwright.sync_api import Browser, Page, expect
 
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic
 from devkit.helpers import wait_for
 from devkit.hubkit import Gateway, add_devices, count, create_gateway, start_hub
 from devkit.live_portal import LivePortal
-from hub.protocol import Reading, encode_reading, readings_topic
 from tests.conftest import BrokerInfo
 from tests.e2e.pagestate import wait_until_live
 from tests.e2e.test_portal_admin import sign_in

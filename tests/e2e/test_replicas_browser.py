@@ -15,6 +15,9 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic
 from devkit.helpers import wait_for
 from devkit.hubkit import Gateway, create_gateway
 from devkit.stackkit import (
@@ -28,7 +31,6 @@ from devkit.stackkit import (
     start_stack,
     stop_stack,
 )
-from hub.protocol import Reading, encode_reading, readings_topic
 from tests.e2e.pagestate import REALTIME_OPEN
 from tests.e2e.test_alert_toast import CLIENT, CLIENT_PASSWORD, add_client_with_device
 

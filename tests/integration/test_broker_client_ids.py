@@ -19,10 +19,12 @@ from pathlib import Path
 import yaml
 from litestar.testing import TestClient
 
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic
 from devkit.helpers import mqtt_connect_result, publish_as, wait_for
 from devkit.hubkit import add_devices, count, start_hub
 from ems.broker import ADMIN_USER, HUB_USER, PORTAL_USER, hub_user
-from hub.protocol import Reading, encode_reading, readings_topic
 from portal.app import create_app
 from portal.broker_admin import BrokerAdmin, meter_acls, meter_role, new_meter_password
 from portal.settings import PortalSettings, events_username

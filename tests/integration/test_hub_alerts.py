@@ -14,9 +14,12 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
+from contract.codec import encode_status
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic, status_topic
 from devkit.helpers import Subscriber, wait_for
 from devkit.hubkit import Gateway, add_devices, count, create_gateway, start_hub, wait_rolled_up
-from hub.protocol import Reading, encode_reading, encode_status, readings_topic, status_topic
 from portal.broker_admin import BrokerAdmin, new_meter_password
 
 NOW_HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -133,7 +136,7 @@ def _meter_process(broker, device: uuid.UUID, password: str) -> subprocess.Popen
     code = textwrap.dedent(f"""
         import sys, time, paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
-        from hub.protocol import encode_status
+        from contract.codec import encode_status
         c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="{device}", protocol=mqtt.MQTTv5)
         c.username_pw_set("{device}", "{password}")
         c.will_set("ems/v1/meters/{device}/status", encode_status("offline", None), 1, True)

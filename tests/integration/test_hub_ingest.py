@@ -13,6 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from contract.payloads import Reading
+from contract.readings import encode_classic, encode_reading, encode_readings
+from contract.topics import readings_topic
 from devkit.helpers import wait_for
 from devkit.hubkit import (
     Gateway,
@@ -25,7 +28,6 @@ from devkit.hubkit import (
     wait_rolled_up,
 )
 from hub.energy import MeterReading, compute_hourly
-from hub.protocol import Reading, encode_classic, encode_reading, encode_readings, readings_topic
 
 SENSOR_CSV = Path(__file__).resolve().parents[2] / "data" / "sensor.csv"
 # Ten days ago on the hour: long series stay in the past (future readings are rejected).

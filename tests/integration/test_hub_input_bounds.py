@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from contract.payloads import Reading
+from contract.readings import encode_classic, encode_reading
+from contract.topics import readings_topic
 from devkit.helpers import wait_for
 from devkit.hubkit import Gateway, add_devices, count, create_gateway, start_hub, wait_rolled_up
-from hub.protocol import Reading, encode_classic, encode_reading, readings_topic
 
 
 def letters(dsn: str) -> list[tuple[str, str, str]]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic
 from devkit.helpers import wait_for
 from devkit.hubkit import Gateway, add_devices, count, create_gateway, start_hub, wait_rolled_up
-from hub.protocol import Reading, encode_reading, readings_topic
 
 
 def test_late_readings_before_spikes_do_not_dead_letter_them_again(

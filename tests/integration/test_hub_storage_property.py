@@ -19,10 +19,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from contract.payloads import Reading
+from contract.readings import MAX_POWER_W, encode_reading
+from contract.topics import readings_topic
 from devkit.hubkit import add_devices
 from hub.batch import Message, PreparedBatch, prepare
 from hub.energy import MeterReading, compute_hourly
-from hub.protocol import MAX_POWER_W, Reading, encode_reading, readings_topic
 from hub.rollup_store import rollup_pending
 from hub.storage import PgStorage
 from tests.unit.test_energy import RATINGS, meter_series, reference, reference_labels

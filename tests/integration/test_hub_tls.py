@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic
 from devkit.helpers import wait_for
 from devkit.hubkit import Gateway, add_devices, count, create_gateway, hub_settings, start_hub
 from hub.app import connection_settings
 from hub.mqtt.connection import MqttConnection
-from hub.protocol import Reading, encode_reading, readings_topic
 from tests.conftest import BrokerInfo
 from tests.integration.test_sim_tls import TlsMosquitto, tls_broker  # noqa: F401 - fixture
 

@@ -14,7 +14,9 @@ import psycopg
 import pytest
 from litestar.testing import TestClient
 
+from contract.enums import ALERT_KINDS
 from devkit.helpers import Subscriber, wait_for
+from portal.alerts.texts import BROWSER_LABELS
 from portal.app import create_app
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
@@ -249,3 +251,20 @@ def test_acknowledging_again_publishes_no_second_event_and_answers_the_same(
         assert alert_ids() == [str(world.ids["a_limit"]), str(world.ids["b_limit"])]
     finally:
         events.close()
+
+
+def test_signed_in_pages_carry_the_servers_labels_for_the_browser(world: World) -> None:
+    """alerts.js and chat.js name alert kinds from this JSON data block, not their own lists."""
+    login = world.client.post(
+        "/api/v1/auth/login", json={"username": "root", "password": "root-password-1"}
+    )
+    assert login.status_code == 200
+    for path in ("/admin/alerts", "/admin/chat"):
+        page = world.client.get(path)
+        assert page.status_code == 200
+        block = re.search(
+            r'<script id="ems-labels" type="application/json">(.*?)</script>', page.text
+        )
+        assert block is not None, path
+        assert json.loads(block.group(1)) == BROWSER_LABELS
+    assert set(BROWSER_LABELS["alert_kind"]) == set(ALERT_KINDS)

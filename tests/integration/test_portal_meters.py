@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from contract.codec import decode_device_event
+from contract.topics import DEVICE_EVENTS_TOPIC
 from devkit.helpers import Subscriber, mqtt_connect_result, publish_as, wait_for
 from ems.procs import free_port
-from hub.protocol import DEVICE_EVENTS_TOPIC, decode_device_event
 from portal.app import create_app
 from portal.settings import PortalSettings
 from tests.conftest import BrokerInfo

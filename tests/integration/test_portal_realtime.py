@@ -17,10 +17,11 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from contract.codec import encode_status
+from contract.topics import alerts_topic, live_topic, status_topic
 from devkit.helpers import publish_as, wait_for
 from devkit.hubkit import create_gateway
 from devkit.live_portal import LivePortal
-from hub.protocol import alerts_topic, encode_status, live_topic, status_topic
 from portal.auth.tokens import issue_token
 from portal.settings import PortalSettings
 from tests.conftest import BrokerInfo
@@ -262,3 +263,39 @@ def test_browser_messages_are_dispatched_by_type(stack: Stack) -> None:
         assert "JSON object" in next_message(ws, "error")["detail"]
         ws.send(json.dumps({"type": "ping"}))
         assert next_message(ws, "pong") == {"type": "pong"}  # still open
+
+
+def test_malformed_live_events_are_ignored_with_a_warning(stack: Stack, tmp_path: Path) -> None:
+    """A live event that is not the contract's LiveEvent never reaches a browser (the portal
+    used to forward any JSON object as it was); each is logged, and the next good one
+    still arrives."""
+    device = stack.ids["dev_alice"]
+    good = {
+        "device_id": str(device),
+        "ts": "2026-01-01T10:20:00Z",
+        "energy_kwh": 77.0,
+        "power_w": None,
+        "hour": "2026-01-01T10:00:00Z",
+        "hour_kwh": 1.5,
+        "quality": "measured",
+        "max_hourly_kwh": 5.0,
+        "owner_id": str(stack.ids["alice"]),
+    }
+    bad = [
+        b"not json",
+        b"[1, 2]",
+        json.dumps({"device_id": str(device), "owner_id": str(stack.ids["alice"])}).encode(),
+        json.dumps({**good, "energy_kwh": "lots"}).encode(),
+    ]
+    with stack.socket("alice") as alice:
+        for payload in bad:
+            stack.hub_publish(live_topic(device), payload, qos=1)
+        stack.hub_publish(live_topic(device), json.dumps(good).encode(), qos=1)
+        got = next_message(alice, "live")
+        assert (got["energy_kwh"], got["hour_kwh"]) == (77.0, 1.5)  # the good one, first
+        assert got["ts"] == "2026-01-01T10:20:00Z"
+    log = tmp_path / "portal.log"
+    wait_for(
+        lambda: log.read_text().count("ignoring a malformed live event") >= len(bad),
+        what="a warning per malformed live event",
+    )

@@ -15,6 +15,9 @@ import psycopg
 import pytest
 from websockets.sync.client import connect as ws_connect
 
+from contract.payloads import Reading
+from contract.readings import encode_reading
+from contract.topics import readings_topic
 from devkit.helpers import wait_for
 from devkit.hubkit import Gateway, add_devices, create_gateway
 from devkit.stackkit import (
@@ -27,7 +30,6 @@ from devkit.stackkit import (
     start_stack,
     stop_stack,
 )
-from hub.protocol import Reading, encode_reading, readings_topic
 from portal.auth.tokens import SESSION_COOKIE
 
 

@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from common.backoff import BackoffPolicy
+from contract.codec import decode_status, encode_cmd_resend
+from contract.readings import decode_readings
+from contract.topics import cmd_topic
 from device_sim.scheduler import Scheduler
 from devkit.helpers import Subscriber, publish_as, wait_for
 from firmware_stub.aio_client import AsyncioMqttClient
@@ -21,7 +24,6 @@ from firmware_stub.model import Measurement, MeterConfig, State
 from firmware_stub.paho_client import PahoClient, run_forever
 from firmware_stub.paho_session import BrokerAddress
 from firmware_stub.storage import FileRecordStore, MemoryRecordStore
-from hub.protocol import cmd_topic, decode_readings, decode_status, encode_cmd_resend
 from portal.broker_admin import BrokerAdmin
 from tests.conftest import BrokerInfo
 

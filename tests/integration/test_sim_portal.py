@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from contract.topics import parse_meter_topic
 from devkit.helpers import Subscriber, wait_for
 from ems.procs import free_port
-from hub.protocol import parse_meter_topic
 from portal.settings import PortalSettings
 from tests.conftest import BrokerInfo
 

@@ -23,9 +23,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from contract.codec import decode_status
+from contract.payloads import Reading
+from contract.readings import decode_readings
+from contract.topics import parse_meter_topic
 from devkit.helpers import Subscriber, wait_for
 from ems.broker import HUB_USER
-from hub.protocol import Reading, decode_readings, decode_status, parse_meter_topic
 from portal.broker_admin import BrokerAdmin
 from tests.conftest import BrokerInfo
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from contract.topics import parse_meter_topic
 from devkit.helpers import Subscriber, wait_for
 from ems.broker import MosquittoServer, render_config
 from ems.procs import RunAs, free_port
-from hub.protocol import parse_meter_topic
 from tests.conftest import BrokerInfo
 from tests.integration.test_sim_run import provision
 

@@ -22,13 +22,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from contract.payloads import Reading
 from devkit.hubkit import add_devices, count, stored_hours
 from devkit.migrationkit import migrate_with_first_0002
 from ems.postgres import PostgresServer
 from ems.procs import RunAs, free_port
 from hub.batch import PreparedBatch
 from hub.energy import MeterReading, compute_hourly
-from hub.protocol import Reading
 from hub.rollup_store import rollup_pending
 from hub.storage import PgStorage
 from migrations.runner import SQL_DIR, migrate

@@ -13,6 +13,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from common.backoff import BackoffPolicy
+from contract.codec import decode_status, encode_cmd_config, encode_cmd_resend
+from contract.payloads import Reading
+from contract.readings import decode_readings
+from contract.topics import cmd_topic, status_topic
 from firmware_stub.buffer import ReadingBuffer
 from firmware_stub.clock import ManualClock
 from firmware_stub.fake import FakeBroker, FakeClient
@@ -22,15 +26,6 @@ from firmware_stub.paho_session import publish_outcome
 from firmware_stub.storage import MemoryRecordStore
 from firmware_stub.transport import PublishOutcome
 from firmware_stub.wire import Encoder, encode_classic_batch, encode_v1
-from hub.protocol import (
-    Reading,
-    cmd_topic,
-    decode_readings,
-    decode_status,
-    encode_cmd_config,
-    encode_cmd_resend,
-    status_topic,
-)
 
 START = datetime(2026, 11, 25, 10, 3, tzinfo=UTC)
 FAR = datetime(2100, 1, 1, tzinfo=UTC)

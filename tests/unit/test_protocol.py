@@ -1,4 +1,4 @@
-"""hub.protocol: topics and the v1 payload codec (ARCHITECTURE.md §3)."""
+"""contract: topics and the v1 payload codec (ARCHITECTURE.md §3)."""
 
 from __future__ import annotations
 
@@ -14,47 +14,46 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.protocol import (
+from contract.codec import (
+    decode_alert_event,
+    decode_cmd,
+    decode_device_event,
+    decode_status,
+    encode_alert_event,
+    encode_cmd_config,
+    encode_cmd_resend,
+    encode_device_event,
+    encode_status,
+)
+from contract.payloads import AlertEvent, ConfigCmd, DeviceEvent, Reading, ResendCmd
+from contract.readings import (
+    MAX_BATCH,
+    MAX_POWER_W,
+    MAX_REGISTER_KWH,
+    _decode_general,
+    _decode_typed,
+    decode_readings,
+    decode_readings_partial,
+    encode_classic,
+    encode_reading,
+    encode_readings,
+)
+from contract.reasons import DecodeError, truncate_payload
+from contract.topics import (
     ALERTS_SUB,
     CHAT_SUB,
     DEVICE_EVENTS_TOPIC,
     LIVE_SUB,
-    MAX_BATCH,
-    MAX_POWER_W,
-    MAX_REGISTER_KWH,
-    READINGS_SHARED_SUB,
     READINGS_SUB,
     STATUS_SUB,
-    AlertEvent,
-    ConfigCmd,
-    DecodeError,
-    DeviceEvent,
-    Reading,
-    ResendCmd,
-    _decode_general,
-    _decode_typed,
     alerts_topic,
     chat_topic,
     cmd_topic,
-    decode_alert_event,
-    decode_cmd,
-    decode_device_event,
-    decode_readings,
-    decode_readings_partial,
-    decode_status,
-    encode_alert_event,
-    encode_classic,
-    encode_cmd_config,
-    encode_cmd_resend,
-    encode_device_event,
-    encode_reading,
-    encode_readings,
-    encode_status,
     live_topic,
     parse_meter_topic,
+    readings_shared_sub,
     readings_topic,
     status_topic,
-    truncate_payload,
 )
 
 pytestmark = pytest.mark.unit
@@ -87,7 +86,7 @@ def _decode(payload: bytes, **kwargs: Any) -> list[Reading]:
 
 
 def test_topic_constants() -> None:
-    assert READINGS_SHARED_SUB == "$share/hub/ems/v1/meters/+/readings"
+    assert readings_shared_sub("hub") == "$share/hub/ems/v1/meters/+/readings"
     assert READINGS_SUB == "ems/v1/meters/+/readings"
     assert STATUS_SUB == "ems/v1/meters/+/status"
     assert DEVICE_EVENTS_TOPIC == "ems/v1/events/devices"

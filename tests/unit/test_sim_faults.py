@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from common.backoff import BackoffPolicy
+from contract.codec import decode_status
+from contract.payloads import Reading
+from contract.readings import decode_readings
+from contract.reasons import DecodeError
 from device_sim.delivery_faults import FaultyClient, malformed_payloads
 from device_sim.scenario import Fault, ScenarioError, load_scenario, parse_fault
 from device_sim.sensor_faults import FaultySensor
@@ -20,7 +24,6 @@ from firmware_stub.fake import FakeBroker
 from firmware_stub.meter import Meter
 from firmware_stub.model import Measurement, MeterConfig
 from firmware_stub.storage import MemoryRecordStore
-from hub.protocol import DecodeError, Reading, decode_readings, decode_status
 
 START = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 STEP = timedelta(minutes=10)
