@@ -60,3 +60,16 @@ def evaluate(
             if p is not None and p > limit_kwh:
                 out.append(Decision("early_warning", row.hour, row.energy_kwh, projected_kwh=p))
     return out
+
+
+def at_commit(
+    limit_kwh: float, hour: datetime, energy_kwh: float, latest: datetime, now: datetime
+) -> Decision | None:
+    """What a running total decides as its reading commits (``hub.running``): the rules of
+    ``evaluate`` for that one hour, raising only. Retracting, and an alert for an hour already
+    closed (late), stay with the rollup, which sees the whole hour."""
+    row = HourRow(hour, energy_kwh, "", 0)
+    for d in evaluate(limit_kwh, [row], latest, now):
+        if d.kind != "retract" and not d.late:
+            return d
+    return None

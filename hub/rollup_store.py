@@ -13,6 +13,7 @@ wrong order, leaving the hours of the older snapshot.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,7 +64,8 @@ WHERE n <= %(limit)s ORDER BY n
 # precedes the first new one — the anchor and its predecessor in the usual case; a run of
 # drops that needs more raises NeedLongerHistory and reloads the whole series.
 LOAD_SUFFIXES = """
-SELECT f.device_id, r.ts, r.energy_kwh, r.power_w, (b.s IS NULL) AS from_start, qr.last_ts
+SELECT f.device_id, r.ts, r.energy_kwh, r.power_w, (b.s IS NULL) AS from_start, qr.last_ts,
+       r.seq
 FROM unnest(%s::uuid[], %s::timestamptz[]) AS f(device_id, t0)
 LEFT JOIN rollup_quarantine qr ON qr.device_id = f.device_id
 LEFT JOIN LATERAL (
@@ -94,6 +96,9 @@ class RollupOutcome:
     latest: dict[UUID, Reading] = field(default_factory=dict)  # newest reading per device
     dead: list[DeadLetter] = field(default_factory=list)
     more: bool = False  # work beyond the pass's limit was left in the log
+    # time.monotonic() before the pass read anything: a reading whose commit was seen before
+    # it is in the pass's snapshot (hub.running uses this to tell a stale re-seed).
+    started: float = field(default_factory=time.monotonic)
 
 
 AfterRollup = Callable[[Conn, RollupOutcome], None]
@@ -127,13 +132,13 @@ def rollup_pending(
         series: dict[UUID, list[MeterReading]] = defaultdict(list)
         from_start: dict[UUID, bool] = {}
         quarantined: dict[UUID, datetime | None] = {}
-        for device_id, ts, energy, power, start, last_quarantined in conn.execute(
+        for device_id, ts, energy, power, start, last_quarantined, seq in conn.execute(
             LOAD_SUFFIXES, (pg_array(ids), pg_array(firsts[i].isoformat() for i in ids))
         ):
             series[device_id].append(MeterReading(ts, energy))  # type: ignore[index, arg-type]
             from_start[device_id] = bool(start)  # type: ignore[index]
             quarantined[device_id] = last_quarantined  # type: ignore[index, assignment]
-            out.latest[device_id] = Reading(device_id, ts, energy, None, power)  # type: ignore[index, arg-type]
+            out.latest[device_id] = Reading(device_id, ts, energy, seq, power)  # type: ignore[index, arg-type]
         for device_id, t0 in firsts.items():
             if between_devices is not None:
                 between_devices()
