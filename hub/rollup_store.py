@@ -228,11 +228,16 @@ def power_limit(info: DeviceInfo | None, max_power_w: float) -> tuple[float, str
     meter gets only the ceiling: its implied power rests on its ``interval_s`` setting, and a
     wrong one would quarantine real readings against a rating, never against a bound orders
     of magnitude above any meter."""
-    cumulative = info is not None and info.meter_kind == "cumulative"
-    rated = info.rated_power_w if cumulative and info is not None else None
-    if rated is not None and rated <= max_power_w:
-        return rated, f"rated {rated:g} W"
+    limit = power_limit_w(info, max_power_w)
+    if info is not None and info.meter_kind == "cumulative" and info.rated_power_w == limit:
+        return limit, f"rated {limit:g} W"
     return max_power_w, f"the {max_power_w:g} W ceiling for any meter (HUB_MAX_POWER_W)"
+
+
+def power_limit_w(info: DeviceInfo | None, max_power_w: float) -> float:
+    """``power_limit``'s figure alone (no text to build: the running totals ask per reading)."""
+    rated = info.rated_power_w if info is not None and info.meter_kind == "cumulative" else None
+    return rated if rated is not None and rated <= max_power_w else max_power_w
 
 
 def _implausible_letters(

@@ -32,7 +32,7 @@ from hub.energy import Quality, hour_floor, implied_power_w, pair_shares
 from hub.protocol import MAX_POWER_W, Reading
 from hub.registry import DeviceInfo
 from hub.rollup import interval_power_w
-from hub.rollup_store import RollupOutcome, power_limit
+from hub.rollup_store import RollupOutcome, power_limit_w
 
 # Without seqs, a reading follows the last one if it comes within this many reading intervals.
 CONTIGUOUS_INTERVALS = 1.5
@@ -117,7 +117,7 @@ class RunningTotals:
         if info is None or not _follows(last, r, info.interval_s):
             self._dirty(state)
             return True
-        limit, _why = power_limit(info, self._max_power_w)
+        limit = power_limit_w(info, self._max_power_w)
         if info.meter_kind == "interval":
             if interval_power_w(r.energy_kwh, info.interval_s) > limit:
                 self._dirty(state)  # the rollup quarantines it
