@@ -47,7 +47,8 @@ from ems.broker import HUB_USER, hub_user
 from ems.procs import free_port
 from hub.protocol import Reading, encode_reading, readings_topic
 
-MARK = 1e9  # registers in the latency phase start here, far above the drained stream's
+MARK = 1e8  # registers in the latency phase start here, far above the drained stream's
+# (and below protocol.MAX_REGISTER_KWH, 1e9: a register above it is dead-lettered)
 
 
 def stream(devices: list, n: int, start: datetime) -> list[tuple[str, bytes]]:
