@@ -7,6 +7,9 @@
 * Early warning: in the current hour, still under the limit, the energy projected to the end
   of the hour at the rate so far (from the hour's start to its latest reading, once at least
   ``MIN_ELAPSED`` of it has passed) is above the limit.
+
+``evaluate`` judges the hours a rollup rewrote; ``at_commit`` the one hour a running total
+(hub.running) reached as its reading committed, by the same rules, raising only.
 """
 
 from __future__ import annotations
