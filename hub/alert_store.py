@@ -77,11 +77,15 @@ WHERE a.device_id = x.device_id AND a.hour = x.hour AND a.kind = 'hourly_limit'
 RETURNING {QUALIFIED}
 """
 
+# Only once the device's stored hours are current (no rollup mark of it is left): an alert
+# raised at commit, from the running total, comes before the rollup writes its hour, and the
+# final value must be the hour the rollup stores, not the one before.
 CLOSE_HOURS = f"""
 UPDATE alerts a SET final_kwh = h.energy_kwh, updated_at = now()
 FROM hourly_energy h
 WHERE a.kind = 'hourly_limit' AND a.final_kwh IS NULL AND a.status <> 'retracted'
   AND a.hour < date_trunc('hour', now()) AND h.device_id = a.device_id AND h.hour = a.hour
+  AND NOT EXISTS (SELECT 1 FROM rollup_log l WHERE a.device_id = ANY (l.device_ids))
 RETURNING {QUALIFIED}
 """
 
