@@ -1,4 +1,5 @@
-"""Alerts: persisted in the rollup's transaction, published after it commits.
+"""Alerts: persisted in the rollup's transaction, published after it commits; the current
+hour's limit and early warning also as a reading commits, from the running totals (``at_commit``).
 
 At most one alert per (device, hour, kind) whichever hub replica evaluates it: the unique
 index decides (INSERT … ON CONFLICT), and only the transaction that inserted (or re-opened a
@@ -9,7 +10,8 @@ publishes under the nil UUID, which portals deliver to administrators only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -20,10 +22,11 @@ from contract.codec import encode_alert_event
 from contract.enums import AlertEventKind
 from contract.payloads import AlertEvent
 from contract.topics import alerts_topic
-from hub.alerts import evaluate
+from hub.alerts import at_commit, evaluate
 from hub.metrics import HubMetrics
 from hub.registry import DeviceRegistry
 from hub.rollup_store import RollupOutcome
+from hub.running import LiveTotal
 from hub.storage import pg_array
 
 log = logging.getLogger("hub.alerts")
@@ -77,11 +80,15 @@ WHERE a.device_id = x.device_id AND a.hour = x.hour AND a.kind = 'hourly_limit'
 RETURNING {QUALIFIED}
 """
 
+# Only once the device's stored hours are current (no rollup mark of it is left): an alert
+# raised at commit, from the running total, comes before the rollup writes its hour, and the
+# final value must be the hour the rollup stores, not the one before.
 CLOSE_HOURS = f"""
 UPDATE alerts a SET final_kwh = h.energy_kwh, updated_at = now()
 FROM hourly_energy h
 WHERE a.kind = 'hourly_limit' AND a.final_kwh IS NULL AND a.status <> 'retracted'
   AND a.hour < date_trunc('hour', now()) AND h.device_id = a.device_id AND h.hour = a.hour
+  AND NOT EXISTS (SELECT 1 FROM rollup_log l WHERE a.device_id = ANY (l.device_ids))
 RETURNING {QUALIFIED}
 """
 
@@ -109,6 +116,9 @@ class AlertEngine:
         self._metrics = metrics
         self.clock = clock  # a test seam: the hour the rules take as current
         self._pending: list[AlertEvent] = []
+        # Per device: the hour and the kinds decided for it (see _decided_at_commit).
+        self._memo: dict[UUID, tuple[datetime, set[str]]] = {}
+        self._memo_lock = threading.Lock()
 
     def after_rollup(self, conn: Conn, outcome: RollupOutcome) -> None:
         """Inside the rollup transaction: evaluate the rewritten hours, persist decisions."""
@@ -125,7 +135,9 @@ class AlertEngine:
             for d in evaluate(info.max_hourly_kwh, rw.rows, latest.ts if latest else None, now):
                 if d.kind == "retract":
                     retract.append((rw.device_id, d.hour, d.value_kwh))
+                    self._decided_at_commit(rw.device_id, d.hour, "hourly_limit", False)
                     continue
+                self._decided_at_commit(rw.device_id, d.hour, d.kind, True)
                 raised.append(
                     (
                         rw.device_id,
@@ -141,20 +153,7 @@ class AlertEngine:
                 if d.late:
                     final.append((rw.device_id, d.hour, d.value_kwh))
         if raised:
-            cols = list(zip(*raised, strict=True))
-            params = [
-                pg_array(cols[0]),
-                "{" + ",".join("NULL" if v is None else f'"{v}"' for v in cols[1]) + "}",
-                pg_array(cols[2]),
-                pg_array(h.isoformat() for h in cols[3]),
-                pg_array(cols[4]),
-                pg_array(cols[5]),
-                "{" + ",".join("NULL" if v is None else repr(v) for v in cols[6]) + "}",
-                "{" + ",".join("t" if v else "f" for v in cols[7]) + "}",
-            ]
-            for row in conn.execute(RAISE, params):
-                self._pending.append(_event("raised", row))
-                self._metrics.alerts.labels(str(row[3])).inc()
+            self._pending += self._raise(conn, raised)
         steps: tuple[tuple[str, list[Any], AlertEventKind], ...] = (
             (RETRACT, retract, "retracted"),
             (FINAL, final, "updated"),
@@ -164,6 +163,84 @@ class AlertEngine:
                 ids, hours, energy = zip(*rows, strict=True)
                 params = [pg_array(ids), pg_array(h.isoformat() for h in hours), pg_array(energy)]
                 self._pending += [_event(name, row) for row in conn.execute(sql, params)]
+
+    def _raise(self, conn: Conn, raised: list[tuple[Any, ...]]) -> list[AlertEvent]:
+        """Insert the raised alerts; the events of those this statement inserted or re-opened
+        (one per device, hour and kind: the unique index decides across transactions)."""
+        cols = list(zip(*raised, strict=True))
+        params = [
+            pg_array(cols[0]),
+            "{" + ",".join("NULL" if v is None else f'"{v}"' for v in cols[1]) + "}",
+            pg_array(cols[2]),
+            pg_array(h.isoformat() for h in cols[3]),
+            pg_array(cols[4]),
+            pg_array(cols[5]),
+            "{" + ",".join("NULL" if v is None else repr(v) for v in cols[6]) + "}",
+            "{" + ",".join("t" if v else "f" for v in cols[7]) + "}",
+        ]
+        events = []
+        for row in conn.execute(RAISE, params):
+            events.append(_event("raised", row))
+            self._metrics.alerts.labels(str(row[3])).inc()
+        return events
+
+    def _decided_at_commit(self, device_id: UUID, hour: datetime, kind: str, done: bool) -> None:
+        """Remember (``done``) or forget that ``kind`` was decided for the device's hour, so
+        that the commit path asks the database once per device-hour, not once per batch."""
+        with self._memo_lock:
+            memo = self._memo.get(device_id)
+            if memo is None or memo[0] != hour:
+                if not done:
+                    return
+                memo = self._memo[device_id] = (hour, set())
+            if done:
+                memo[1].add(kind)
+            else:
+                memo[1].discard(kind)
+
+    def at_commit(self, conn: Conn, totals: Sequence[LiveTotal]) -> None:
+        """On a writer thread, after its batch committed: the hourly limit and the early
+        warning decided from the running totals (``hub.alerts.at_commit``). A database
+        statement only when a decision is new for its device-hour (rare); the unique index
+        keeps it to one alert per device, hour and kind whichever path or replica raises it."""
+        now = self.clock()
+        raised: list[tuple[Any, ...]] = []
+        with self._memo_lock:
+            for total in totals:
+                if not total.clean or total.hour_kwh is None:
+                    continue
+                info = self._registry.get(total.device_id)
+                if info is None:
+                    continue
+                memo = self._memo.get(total.device_id)
+                if memo is not None and memo[0] == total.hour and len(memo[1]) == 2:
+                    continue  # both kinds decided for this hour: nothing more to raise
+                d = at_commit(
+                    info.max_hourly_kwh, total.hour, total.hour_kwh, total.reading.ts, now
+                )
+                if d is None or (memo is not None and memo[0] == d.hour and d.kind in memo[1]):
+                    continue
+                if memo is None or memo[0] != d.hour:
+                    memo = self._memo[total.device_id] = (d.hour, set())
+                memo[1].add(d.kind)
+                raised.append(
+                    (
+                        total.device_id,
+                        info.owner_id,
+                        d.kind,
+                        d.hour,
+                        info.max_hourly_kwh,
+                        d.value_kwh,
+                        d.projected_kwh,
+                        False,
+                    )
+                )
+        if not raised:
+            return
+        with conn.transaction():
+            events = self._raise(conn, raised)
+        for event in events:
+            self._send(event)
 
     def publish_pending(self) -> None:
         """After the commit: now the alerts exist for every reader, push them live."""

@@ -7,6 +7,9 @@
 * Early warning: in the current hour, still under the limit, the energy projected to the end
   of the hour at the rate so far (from the hour's start to its latest reading, once at least
   ``MIN_ELAPSED`` of it has passed) is above the limit.
+
+``evaluate`` judges the hours a rollup rewrote; ``at_commit`` the one hour a running total
+(hub.running) reached as its reading committed, by the same rules, raising only.
 """
 
 from __future__ import annotations
@@ -62,3 +65,16 @@ def evaluate(
             if p is not None and p > limit_kwh:
                 out.append(Decision("early_warning", row.hour, row.energy_kwh, projected_kwh=p))
     return out
+
+
+def at_commit(
+    limit_kwh: float, hour: datetime, energy_kwh: float, latest: datetime, now: datetime
+) -> Decision | None:
+    """What a running total decides as its reading commits (``hub.running``): the rules of
+    ``evaluate`` for that one hour, raising only. Retracting, and an alert for an hour already
+    closed (late), stay with the rollup, which sees the whole hour."""
+    row = HourRow(hour, energy_kwh, "", 0)
+    for d in evaluate(limit_kwh, [row], latest, now):
+        if d.kind != "retract" and not d.late:
+            return d
+    return None

@@ -10,9 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import psycopg
+
 from contract.topics import DEVICE_EVENTS_TOPIC, STATUS_SUB, readings_shared_sub
 from hub.alert_store import AlertEngine
-from hub.batch import Message, decode_ahead
+from hub.batch import Message, PreparedBatch, decode_ahead
 from hub.buffer import Intake
 from hub.health import PROBE_TIMEOUT_S, HealthMonitor
 from hub.http import HealthServer
@@ -22,6 +24,7 @@ from hub.mqtt.adapter import BrokerAdapter
 from hub.mqtt.connection import ConnectionSettings, MqttConnection, tls_context
 from hub.registry import DeviceRegistry
 from hub.rollup_worker import RollupWorker
+from hub.running import RunningTotals
 from hub.settings import HubSettings
 from hub.storage import PgStorage, TouchThrottle
 from hub.writer import BatchWriter
@@ -61,8 +64,9 @@ class Hub:
         )
         # Never more than the broker's in-flight window plus status/event traffic.
         self.intake = Intake(settings.receive_maximum + 10_000, self.mqtt.ack_many)
+        self.running = RunningTotals(self.registry.get, max_power_w=settings.max_power_w)
         self.live = LivePublisher(
-            self.mqtt.publish_many, self.registry, settings.live_min_interval_s
+            self.mqtt.publish_many, self.registry, settings.live_min_interval_s, self.running
         )
         self.alerts = AlertEngine(self.registry, self.mqtt.publish, self.metrics)
         self.rollup = RollupWorker(
@@ -85,6 +89,7 @@ class Hub:
                 self.intake,
                 alerts=self.alerts,
                 on_commit=self.rollup.wake,
+                on_committed=self._committed,
                 housekeeping=i == 0,
             )
             for i in range(settings.writers)
@@ -117,6 +122,17 @@ class Hub:
         if info is None:
             return 0.0
         return min(TOUCH_MAX_S, info.interval_s * self.settings.stale_intervals / 4)
+
+    def _committed(self, prepared: PreparedBatch, storage: PgStorage) -> None:
+        """On a writer thread, after its batch committed: live events and the current hour's
+        alerts from the running totals, without waiting for the rollup."""
+        totals = self.live.committed(prepared.readings)
+        try:
+            self.alerts.at_commit(storage.conn, totals)
+        except psycopg.Error as exc:
+            # The readings are stored; the rollup still decides the alert (a moment later).
+            log.error("could not record alerts at commit: %s", exc)
+            storage.reset()
 
     def _deliver(self, messages: list[Message]) -> None:
         """On the MQTT reader thread: decode readings now (the writers use the result), then

@@ -102,6 +102,9 @@ class Implausible:
 class EnergyResult:
     hours: dict[datetime, HourEnergy]
     implausible: list[Implausible]
+    # The walk's final reference: the last accepted reading (None for no readings). The
+    # running totals (hub.running) extend from it as long as readings keep arriving in order.
+    reference: MeterReading | None = None
 
 
 def hour_floor(ts: datetime) -> datetime:
@@ -129,19 +132,10 @@ class _Ledger:
             self._quality[hour] = quality
 
     def book(self, start: datetime, end: datetime, amount: float) -> None:
-        if end - start <= HOUR:
-            self.add(hour_floor(end), Quality.MEASURED, energy=amount)
-            return
-        span = end - start
-        hours: list[datetime] = []
-        hour = hour_floor(start)
-        while hour < end:
-            hours.append(hour)
-            hour += HOUR
-        shares = [amount * ((min(end, h + HOUR) - max(start, h)) / span) for h in hours[:-1]]
-        shares.append(amount - math.fsum(shares))
-        for h, share in zip(hours, shares, strict=True):
-            self.add(h, Quality.ESTIMATED, energy=share)
+        shares = pair_shares(start, end, amount)
+        quality = Quality.MEASURED if len(shares) == 1 else Quality.ESTIMATED
+        for h, share in shares:
+            self.add(h, quality, energy=share)
 
     def hours(self) -> dict[datetime, HourEnergy]:
         return {
@@ -150,7 +144,25 @@ class _Ledger:
         }
 
 
-def _power_w(amount_kwh: float, start: datetime, end: datetime) -> float:
+def pair_shares(start: datetime, end: datetime, amount: float) -> list[tuple[datetime, float]]:
+    """How a pair ``(start, end)`` books ``amount`` (the module doc): one ``measured`` share in
+    ``hour_floor(end)`` for a pair of at most an hour, otherwise ``estimated`` shares over the
+    hours ``[start, end)`` overlaps, the last one the rest (the pair's energy is conserved)."""
+    if end - start <= HOUR:
+        return [(hour_floor(end), amount)]
+    span = end - start
+    hours: list[datetime] = []
+    hour = hour_floor(start)
+    while hour < end:
+        hours.append(hour)
+        hour += HOUR
+    shares = [amount * ((min(end, h + HOUR) - max(start, h)) / span) for h in hours[:-1]]
+    shares.append(amount - math.fsum(shares))
+    return list(zip(hours, shares, strict=True))
+
+
+def implied_power_w(amount_kwh: float, start: datetime, end: datetime) -> float:
+    """The average power of ``amount_kwh`` consumed between ``start`` and ``end``."""
     return amount_kwh * 1000.0 / ((end - start) / HOUR)
 
 
@@ -183,14 +195,14 @@ def compute_hourly(
             continue
         else:
             amount, quality = reading.energy_kwh, Quality.RESET
-        power = _power_w(amount, ref.ts, reading.ts)
+        power = implied_power_w(amount, ref.ts, reading.ts)
         if rated_power_w is not None and power > rated_power_w:
             implausible.append(Implausible(reading, power))
             continue
         ledger.book(ref.ts, reading.ts, amount)
         ledger.add(hour_floor(reading.ts), quality, count=1)
         ref = reading
-    return EnergyResult(ledger.hours(), implausible)
+    return EnergyResult(ledger.hours(), implausible, ref)
 
 
 def recompute_anchor_index(

@@ -2,67 +2,106 @@
 
 from __future__ import annotations
 
+import math
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from uuid import UUID
 
 from contract.codec import encode_live_event
-from contract.payloads import LiveEvent
+from contract.payloads import LiveEvent, Reading
 from contract.topics import live_topic
-from hub.energy import hour_floor
 from hub.registry import DeviceRegistry
 from hub.rollup_store import RollupOutcome
+from hub.running import LiveTotal, RunningTotals
 
 PublishMany = Callable[[list[tuple[str, bytes]]], None]
 
 
 class LivePublisher:
-    """After each commit, the newest reading of each device in it, at most one event per
-    device per ``min_interval_s``; a suppressed one is sent when the interval has passed
-    (``flush``), so a dashboard never stays behind the last reading."""
+    """Live events from the running totals (``hub.running``): at once when a batch commits
+    (``committed``, on a writer thread), and as corrections after a rollup pass (``__call__``,
+    on the rollup thread). At most one event per device per ``min_interval_s``; a suppressed
+    one (always the newest) is sent when the interval has passed (``flush``, due in
+    ``next_due()`` seconds), so a dashboard never stays behind the last reading.
+
+    One lock around each whole step (totals, then the socket write): a correction computed
+    before a writer's newer total can never be sent after it."""
 
     def __init__(
-        self, publish_many: PublishMany, registry: DeviceRegistry, min_interval_s: float
+        self,
+        publish_many: PublishMany,
+        registry: DeviceRegistry,
+        min_interval_s: float,
+        running: RunningTotals | None = None,
     ) -> None:
         self._publish_many = publish_many
         self._registry = registry
         self._min_interval = min_interval_s
+        self.running = running if running is not None else RunningTotals(registry.get)
         self._last_sent: dict[UUID, float] = {}
         self._pending: dict[UUID, LiveEvent] = {}
+        self._lock = threading.Lock()
+
+    def committed(self, readings: Iterable[Reading]) -> list[LiveTotal]:
+        """A batch's readings just committed: publish the devices' new totals; returned for
+        the alert rules."""
+        with self._lock:
+            totals = self.running.committed(readings)
+            self._send(totals)
+        return totals
 
     def __call__(self, outcome: RollupOutcome) -> None:
+        """A rollup pass committed: re-seed the running totals, publish what it corrected."""
+        with self._lock:
+            self._send(self.running.reseed(outcome))
+
+    def _send(self, totals: list[LiveTotal]) -> None:
+        if not totals:
+            return
         now = time.monotonic()
         out: list[tuple[str, bytes]] = []
-        hours = {rw.device_id: rw for rw in outcome.rewrites}
-        for device_id, reading in outcome.latest.items():
-            hour = hour_floor(reading.ts)
-            rw = hours.get(device_id)
-            row = next((r for r in rw.rows if r.hour == hour), None) if rw else None
-            info = self._registry.get(device_id)
-            event = LiveEvent(
-                device_id=str(device_id),
-                ts=reading.ts,
-                energy_kwh=reading.energy_kwh,
-                power_w=reading.power_w,
-                hour=hour,
-                hour_kwh=row.energy_kwh if row else None,
-                quality=row.quality if row else None,
-                max_hourly_kwh=info.max_hourly_kwh if info else None,
-                owner_id=str(info.owner_id) if info and info.owner_id else None,
-            )
+        for total in totals:
+            device_id = total.device_id
+            event = self._event(total)
             if now - self._last_sent.get(device_id, -1e9) < self._min_interval:
                 self._pending[device_id] = event
                 continue
             out.append(self._sent(device_id, event, now))
         self._publish_many(out)
 
+    def _event(self, total: LiveTotal) -> LiveEvent:
+        info = self._registry.get(total.device_id)
+        reading = total.reading
+        return LiveEvent(
+            device_id=str(total.device_id),
+            ts=reading.ts,
+            energy_kwh=reading.energy_kwh,
+            power_w=reading.power_w,
+            hour=total.hour,
+            hour_kwh=total.hour_kwh,
+            quality=total.quality,
+            max_hourly_kwh=info.max_hourly_kwh if info else None,
+            owner_id=str(info.owner_id) if info and info.owner_id else None,
+        )
+
+    def next_due(self) -> float:
+        """Seconds until the first suppressed event may be sent (inf: none is waiting)."""
+        with self._lock:
+            if not self._pending:
+                return math.inf
+            first = min(self._last_sent.get(d, -1e9) for d in self._pending)
+        return max(0.0, first + self._min_interval - time.monotonic())
+
     def flush(self) -> None:
         """Send the suppressed events whose interval has passed."""
-        if not self._pending:
-            return
-        now = time.monotonic()
-        due = [d for d in self._pending if now - self._last_sent.get(d, -1e9) >= self._min_interval]
-        self._publish_many([self._sent(d, self._pending[d], now) for d in due])
+        with self._lock:
+            if not self._pending:
+                return
+            now = time.monotonic()
+            last, interval = self._last_sent, self._min_interval
+            due = [d for d in self._pending if now - last.get(d, -1e9) >= interval]
+            self._publish_many([self._sent(d, self._pending[d], now) for d in due])
 
     def _sent(self, device_id: UUID, event: LiveEvent, now: float) -> tuple[str, bytes]:
         self._last_sent[device_id] = now

@@ -35,6 +35,9 @@ class Rewrite:
     implausible: list[Implausible]
     # The newest reading quarantined in this recompute (not only among the new ones).
     quarantined_through: datetime | None = None
+    # A cumulative meter's last accepted reading after the recompute (EnergyResult.reference):
+    # the running totals (hub.running) extend from it.
+    reference: MeterReading | None = None
 
 
 class NeedLongerHistory(Exception):
@@ -79,7 +82,12 @@ def cumulative_rewrite(
     ]
     implausible = [i for i in result.implausible if i.reading.ts >= first_new]
     through = max((i.reading.ts for i in result.implausible), default=None)
-    return Rewrite(device_id, from_hour, rows, implausible, through)
+    return Rewrite(device_id, from_hour, rows, implausible, through, result.reference)
+
+
+def interval_power_w(energy_kwh: float, interval_s: float) -> float:
+    """The power an interval meter's reading implies over its reading interval."""
+    return energy_kwh * 1000.0 * 3600.0 / interval_s
 
 
 def interval_rewrite(
@@ -102,7 +110,7 @@ def interval_rewrite(
     for r in series:
         if r.ts < from_hour:
             continue
-        power = r.energy_kwh * 1000.0 * 3600.0 / interval_s
+        power = interval_power_w(r.energy_kwh, interval_s)
         if power_limit_w is not None and power > power_limit_w:
             implausible.append(Implausible(r, power))
             continue

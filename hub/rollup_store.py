@@ -13,6 +13,7 @@ wrong order, leaving the hours of the older snapshot.
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,7 +67,8 @@ WHERE n <= %(limit)s ORDER BY n
 # precedes the first new one — the anchor and its predecessor in the usual case; a run of
 # drops that needs more raises NeedLongerHistory and reloads the whole series.
 LOAD_SUFFIXES = """
-SELECT f.device_id, r.ts, r.energy_kwh, r.power_w, (b.s IS NULL) AS from_start, qr.last_ts
+SELECT f.device_id, r.ts, r.energy_kwh, r.power_w, (b.s IS NULL) AS from_start, qr.last_ts,
+       r.seq
 FROM unnest(%s::uuid[], %s::timestamptz[]) AS f(device_id, t0)
 LEFT JOIN rollup_quarantine qr ON qr.device_id = f.device_id
 LEFT JOIN LATERAL (
@@ -97,6 +99,9 @@ class RollupOutcome:
     latest: dict[UUID, Reading] = field(default_factory=dict)  # newest reading per device
     dead: list[DeadLetter] = field(default_factory=list)
     more: bool = False  # work beyond the pass's limit was left in the log
+    # time.monotonic() before the pass read anything: a reading whose commit was seen before
+    # it is in the pass's snapshot (hub.running uses this to tell a stale re-seed).
+    started: float = field(default_factory=time.monotonic)
 
 
 AfterRollup = Callable[[Conn, RollupOutcome], None]
@@ -130,13 +135,13 @@ def rollup_pending(
         series: dict[UUID, list[MeterReading]] = defaultdict(list)
         from_start: dict[UUID, bool] = {}
         quarantined: dict[UUID, datetime | None] = {}
-        for device_id, ts, energy, power, start, last_quarantined in conn.execute(
+        for device_id, ts, energy, power, start, last_quarantined, seq in conn.execute(
             LOAD_SUFFIXES, (pg_array(ids), pg_array(firsts[i].isoformat() for i in ids))
         ):
             series[device_id].append(MeterReading(ts, energy))  # type: ignore[index, arg-type]
             from_start[device_id] = bool(start)  # type: ignore[index]
             quarantined[device_id] = last_quarantined  # type: ignore[index, assignment]
-            out.latest[device_id] = Reading(device_id, ts, energy, None, power)  # type: ignore[index, arg-type]
+            out.latest[device_id] = Reading(device_id, ts, energy, seq, power)  # type: ignore[index, arg-type]
         for device_id, t0 in firsts.items():
             if between_devices is not None:
                 between_devices()
@@ -226,11 +231,16 @@ def power_limit(info: DeviceInfo | None, max_power_w: float) -> tuple[float, str
     meter gets only the ceiling: its implied power rests on its ``interval_s`` setting, and a
     wrong one would quarantine real readings against a rating, never against a bound orders
     of magnitude above any meter."""
-    cumulative = info is not None and info.meter_kind == "cumulative"
-    rated = info.rated_power_w if cumulative and info is not None else None
-    if rated is not None and rated <= max_power_w:
-        return rated, f"rated {rated:g} W"
+    limit = power_limit_w(info, max_power_w)
+    if info is not None and info.meter_kind == "cumulative" and info.rated_power_w == limit:
+        return limit, f"rated {limit:g} W"
     return max_power_w, f"the {max_power_w:g} W ceiling for any meter (HUB_MAX_POWER_W)"
+
+
+def power_limit_w(info: DeviceInfo | None, max_power_w: float) -> float:
+    """``power_limit``'s figure alone (no text to build: the running totals ask per reading)."""
+    rated = info.rated_power_w if info is not None and info.meter_kind == "cumulative" else None
+    return rated if rated is not None and rated <= max_power_w else max_power_w
 
 
 def _implausible_letters(

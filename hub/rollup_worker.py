@@ -65,7 +65,8 @@ class RollupWorker:
 
     def run(self, stop: threading.Event) -> None:
         while True:
-            self._wake.wait(0.25)
+            # A live event held back by the per-device interval leaves when it falls due.
+            self._wake.wait(min(0.25, self.live.next_due()) if self.live is not None else 0.25)
             self._wake.clear()
             started = time.monotonic()
             more = self.run_pass()

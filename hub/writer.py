@@ -46,10 +46,12 @@ class BatchWriter:
         *,
         alerts: AlertEngine | None = None,
         on_commit: Callable[[], None] | None = None,
+        on_committed: Callable[[PreparedBatch, PgStorage], None] | None = None,
         housekeeping: bool = True,
     ) -> None:
         """``housekeeping``: this writer also marks stale meters offline and closes alert
-        hours (one writer of a hub does)."""
+        hours (one writer of a hub does). ``on_committed(prepared, storage)``: after a batch
+        that stored readings committed, on this thread (the hub's live totals and alerts)."""
         self.settings = settings
         self.storage = storage
         self.registry = registry
@@ -58,6 +60,7 @@ class BatchWriter:
         self.inbox = intake.inbox
         self.alerts = alerts
         self.on_commit = on_commit
+        self.on_committed = on_committed
         self.housekeeping = housekeeping
         self.db_ok = False
         self._next_stale_check = 0.0
@@ -244,6 +247,8 @@ class BatchWriter:
             log.info("database is back")
         self.db_ok = True
         m.db_ok.set(1)
+        if outcome.stored and self.on_committed is not None:
+            self.on_committed(prepared, self.storage)
         if outcome.stored and self.on_commit is not None:
             self.on_commit()  # new readings are marked: wake the rollup
 

@@ -6,7 +6,8 @@ size, with rollup passes at any point between them: decoding and de-duplication
 (``hub.batch.prepare``), idempotent storage (``PgStorage.commit_batch``) and the rollup
 (``rollup_pending``) on a real PostgreSQL. What ends in ``hourly_energy`` must equal the
 reference of tests/unit/test_energy.py, computed from the sorted, de-duplicated series, and
-conserve the energy booked across gaps.
+conserve the energy booked across gaps. The live totals (``hub.running``) fed by the same
+commits and passes end equal to the stored hours.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from devkit.hubkit import add_devices
 from hub.batch import Message, PreparedBatch, prepare
 from hub.energy import MeterReading, compute_hourly
 from hub.rollup_store import rollup_pending
+from hub.running import LiveTotal, RunningTotals
 from hub.storage import PgStorage
 from tests.unit.test_energy import RATINGS, meter_series, reference, reference_labels
 
@@ -52,6 +54,7 @@ def test_stored_hours_equal_the_reference_whatever_the_delivery(
 ) -> None:
     (device,) = add_devices(database_url, 1, rated_power_w=rated)
     topic = readings_topic(device)
+    seq = {r.ts: n for n, r in enumerate(readings)}  # as firmware numbers its readings
     # Every reading at least once, some again (a redelivery is the same payload), any order.
     again = data.draw(st.lists(st.sampled_from(readings), max_size=len(readings)))
     stream = data.draw(st.permutations([*readings, *again]))
@@ -62,10 +65,19 @@ def test_stored_hours_equal_the_reference_whatever_the_delivery(
     storage = PgStorage(database_url)
     try:
         registry = {d.device_id: d for d in storage.load_devices([device])}
+        # The hub's live totals follow the same commits and passes (hub.running).
+        running = RunningTotals(registry.get)
+        published: list[LiveTotal] = []
         stored_count = duplicates = 0
         for n, batch in enumerate(batches):
             messages = [
-                Message(topic, encode_reading(Reading(device, r.ts, r.energy_kwh)), n, 1, 0.0)
+                Message(
+                    topic,
+                    encode_reading(Reading(device, r.ts, r.energy_kwh, seq[r.ts])),
+                    n,
+                    1,
+                    0.0,
+                )
                 for r in batch
             ]
             prepared = prepare(
@@ -79,10 +91,14 @@ def test_stored_hours_equal_the_reference_whatever_the_delivery(
             assert not outcome.dead  # a redelivery is a duplicate, never a conflict
             stored_count += outcome.stored
             duplicates += outcome.duplicates
+            published += running.committed(prepared.readings)
             if data.draw(st.booleans()):
-                rollup_pending(storage.conn, registry.get)
-        while rollup_pending(storage.conn, registry.get).more:
-            pass
+                published += running.reseed(rollup_pending(storage.conn, registry.get))
+        while True:
+            rolled = rollup_pending(storage.conn, registry.get)
+            published += running.reseed(rolled)
+            if not rolled.more:
+                break
     finally:
         storage.close()
 
@@ -100,6 +116,15 @@ def test_stored_hours_equal_the_reference_whatever_the_delivery(
     _labels, booked = reference_labels(readings, ceiling)
     total = math.fsum(v[0] for v in got.values())
     assert math.isclose(total, math.fsum(b.amount for b in booked), rel_tol=1e-9, abs_tol=1e-6)
+    # The last live total published is the stored hour of the newest reading.
+    last = published[-1]
+    assert last.reading.ts == readings[-1].ts
+    if last.hour not in got:
+        assert last.hour_kwh is None  # the newest reading quarantined, alone in its hour
+    else:
+        assert last.hour_kwh is not None
+        assert math.isclose(last.hour_kwh, got[last.hour][0], rel_tol=1e-12, abs_tol=1e-9)
+        assert last.quality == got[last.hour][1]
 
 
 def test_a_pass_takes_the_longest_waiting_devices_and_logs_the_rest_back(

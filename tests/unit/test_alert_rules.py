@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hub.alerts import evaluate, projected
+from hub.alerts import at_commit, evaluate, projected
 from hub.rollup import HourRow
 
 NOW = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)
@@ -79,3 +79,18 @@ def test_projection_needs_five_minutes_and_stays_within_the_hour() -> None:
     assert projected(1.0, H10, H10 + timedelta(minutes=4)) is None
     assert projected(1.0, H10, H10 + timedelta(minutes=30)) == pytest.approx(2.0)
     assert projected(1.0, H10, H10 + timedelta(minutes=61)) is None
+
+
+def test_at_commit_the_running_total_raises_the_limit_and_the_early_warning_only() -> None:
+    latest = H10 + timedelta(minutes=20)
+    over = at_commit(5.0, H10, 5.5, latest, NOW)
+    assert over is not None and (over.kind, over.hour, over.late) == ("hourly_limit", H10, False)
+    warned = at_commit(5.0, H10, 3.0, latest, NOW)  # 9 kWh projected for the hour
+    assert warned is not None and warned.kind == "early_warning"
+    assert warned.projected_kwh == pytest.approx(9.0)
+    assert at_commit(5.0, H10, 1.0, latest, NOW) is None  # under, and on course: nothing
+    # Late (the hour closed more than the grace ago) and retractions are the rollup's.
+    assert at_commit(5.0, H9, 7.0, H9 + timedelta(minutes=50), NOW) is None
+    # A reading from 09:59:58 committed at 10:00:30 is still on time.
+    on_time = at_commit(5.0, H9, 7.0, H10 - timedelta(seconds=2), H10 + timedelta(seconds=30))
+    assert on_time is not None and not on_time.late
