@@ -32,6 +32,7 @@ from devkit.hubkit import (
 from devkit.live_portal import LivePortal
 from hub.energy import MeterReading, compute_hourly, hour_floor
 from tests.conftest import BrokerInfo
+from tests.e2e.pagestate import wait_until_live
 from tests.e2e.test_dashboards import TZ, add_client, api, portal_subscribed
 from tests.e2e.test_portal_admin import sign_in
 
@@ -85,7 +86,7 @@ def test_the_live_card_shows_the_apis_hour_total_within_a_second_of_each_reading
         wait_for(lambda: portal_subscribed(live_portal), what="the portal's event subscription")
         sign_in(page, live_portal, "fay", "fay-password")
         page.goto(f"{live_portal.url}/dashboard")
-        page.wait_for_function("() => window.emsRealtime && window.emsRealtime.connected")
+        wait_until_live(page)
 
         pace = threading.Event()  # never set: its wait keeps the meter's rate
         next_at = time.monotonic()
