@@ -8,7 +8,6 @@ import contextlib
 import random
 import resource
 import ssl
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from device_sim.delivery_faults import WIRE_KINDS, FaultyClient
@@ -75,7 +74,7 @@ class Fleet:
         self.meters: list[SimMeter] = []
         self.clock = ScaledClock(plan.start, plan.speed)
         self._writer: DiskWriter | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._gate: asyncio.Semaphore | None = None
         self._scheduler: Scheduler | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -88,7 +87,7 @@ class Fleet:
         if plan.state_dir is not None:
             plan.state_dir.mkdir(parents=True, exist_ok=True)
             self._writer = DiskWriter()
-        self._executor = ThreadPoolExecutor(plan.connect_threads, "ems-sim-connect")
+        self._gate = asyncio.Semaphore(plan.connect_concurrency)
         self._scheduler = scheduler = Scheduler(loop)
         self.clock = ScaledClock(plan.start, plan.speed)  # simulated time starts now
         for meter_plan in plan.meters:
@@ -133,7 +132,7 @@ class Fleet:
             client_id=str(mp.device_id),
             tls=tls,
         )
-        real = AsyncioMqttClient(address, loop=loop, executor=self._executor)
+        real = AsyncioMqttClient(address, loop=loop, gate=self._gate)
         client: MqttClient = real
         wire = None
         if any(f.kind in WIRE_KINDS for f in faults):
@@ -174,5 +173,3 @@ class Fleet:
                 await self._task
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
