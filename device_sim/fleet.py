@@ -152,6 +152,19 @@ class Fleet:
     def totals(self) -> Totals:
         return totals([s.meter for s in self.meters])
 
+    def asked_per_s(self) -> float:
+        """Readings per real second the running meters are asked for (their schedules)."""
+        speed = self.clock.speed
+        return sum(
+            speed / s.meter.schedule.interval.total_seconds()
+            for s in self.meters
+            if s.meter.schedule.next_slot is not None
+        )
+
+    def take_lag(self) -> float:
+        """The worst poll lag since the last call (see ``Scheduler.lag``)."""
+        return self._scheduler.take_lag() if self._scheduler is not None else 0.0
+
     def fault_totals(self) -> FaultTotals | None:
         clients = [s.faults for s in self.meters if s.faults is not None]
         return fault_totals(clients) if clients else None

@@ -3,6 +3,10 @@
 Ten thousand meters would be ten thousand sleeping tasks; a heap and one task do the same with
 less memory and fewer wake-ups. ``wake(item, at)`` asks for a poll at ``at`` (loop time); only
 the earliest request per item counts, later ones are skipped when they come up.
+
+``lag`` is how late the worst poll ran since ``take_lag()`` was last called: a meter's reading
+due at t and polled at t + lag. It grows when the process has more to do than CPU to do it
+with (the loop is busy elsewhere), so ems-sim reports it as the cause of missed readings.
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ class Scheduler:
         self._order = itertools.count()
         self._event = asyncio.Event()
         self._sleep_until = math.inf
+        self.lag = 0.0
+
+    def take_lag(self) -> float:
+        """The worst lag since the last call (seconds), and start measuring again."""
+        lag, self.lag = self.lag, 0.0
+        return lag
 
     def wake(self, item: Pollable, at: float) -> None:
         key = id(item)
@@ -49,6 +59,8 @@ class Scheduler:
                 if self._due.get(id(item)) != at:
                     continue  # superseded by an earlier request that already ran
                 del self._due[id(item)]
+                if now - at > self.lag:
+                    self.lag = now - at
                 self.wake(item, item.poll())
                 polled += 1
                 if polled % self._batch == 0:

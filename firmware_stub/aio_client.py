@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from enum import Enum
+from typing import cast
 
 from paho.mqtt.packettypes import PacketTypes
 
@@ -53,8 +54,8 @@ class _Connection(asyncio.Protocol):
     # ---- asyncio.Protocol ----------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance).
+        self.transport = transport = cast(asyncio.Transport, transport)
         if self.client._conn is not self:  # abandoned while connecting
             transport.abort()
             return

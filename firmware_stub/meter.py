@@ -91,6 +91,12 @@ class Meter:
         return self._session.state
 
     @property
+    def window_full(self) -> bool:
+        """As many publishes in flight as the window allows: readings wait for PUBACKs (the
+        broker is not keeping up)."""
+        return not self._inflight.has_room()
+
+    @property
     def last_error(self) -> str | None:
         """Why the last connection attempt failed or the connection ended (for diagnosis)."""
         return self._session.last_error
