@@ -179,6 +179,8 @@ class Meter:
         if self._resync_at is not None:
             return  # backing off: nobody was subscribed to the last readings
         while self._inflight.has_room():
+            if self._sent_through >= self.buffer.next_seq - 1:
+                return  # all sent: skip the buffer search (each PUBACK pumps; most find nothing)
             batch = self.buffer.pending(self._sent_through, self.config.batch_max)
             if not batch:
                 return
