@@ -11,9 +11,9 @@ Rules of ``transport.MqttClient`` kept here: events arrive from the loop (``data
 ``connection_lost``), never from inside a call; each attempt ends in exactly one of
 ``on_connect`` / ``on_connect_failed``; a connection that was up ends in exactly one
 ``on_disconnect``. Each attempt is its own ``_Connection``: events of an abandoned one are
-dropped, so an old socket cannot speak for the new one. Connection attempts wait for a slot of
-an optional shared ``asyncio.Semaphore`` (a fleet connecting 10,000 meters at once would
-overflow the broker's listen backlog).
+dropped, so an old socket cannot speak for the new one. Opening the TCP (and TLS) connection
+waits for a slot of an optional shared ``asyncio.Semaphore`` (a fleet connecting 10,000
+meters at once would overflow the broker's listen backlog).
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class _Connection(asyncio.Protocol):
         self.phase = Phase.CONNECTING
         self.buf = bytearray()
         self.ended_why: str | None = None  # why we close it (a broker DISCONNECT, a bad packet)
-        self.gated = False  # holds a slot of the client's connect gate
+        self.gated = False  # holds a slot of the client's connect gate (until TCP is up)
         self.sent_at = 0.0  # loop time of the last packet written (keepalive)
         self.ping_at: float | None = None  # PINGREQ outstanding since
         self.keepalive: asyncio.TimerHandle | None = None
@@ -56,6 +56,9 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport (uvloop's is not an asyncio.Transport subclass, so no isinstance).
         self.transport = transport = cast(asyncio.Transport, transport)
+        # The gate guards the broker's listen backlog (TCP and TLS set-up), not its CONNACKs:
+        # holding it until CONNACK would make a slow broker's latency cap the connect rate.
+        self.release()
         if self.client._conn is not self:  # abandoned while connecting
             transport.abort()
             return
@@ -117,7 +120,6 @@ class _Connection(asyncio.Protocol):
         if self.phase is not Phase.CONNECTING:
             self.close("a second CONNACK")
             return
-        self.release()
         if code >= 0x80:
             self.phase = Phase.CLOSED
             self.client._refused(self, mqtt5.reason_text(PacketTypes.CONNACK, code), code)
