@@ -80,9 +80,10 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def own_cpu_s() -> float:
+def own_cpu_s() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process so far."""
     r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    return r.ru_utime, r.ru_stime
 
 
 def subscribe_readings(server: MosquittoServer) -> subprocess.Popen[bytes]:
@@ -166,7 +167,9 @@ async def bench(
     await asyncio.sleep(args.seconds)
     t = fleet.totals()
     span = loop.time() - s0
-    cpu, broker_cpu = own_cpu_s() - cpu0, process_cpu_s(broker_pid) - broker0
+    (user1, sys1), broker_cpu = own_cpu_s(), process_cpu_s(broker_pid) - broker0
+    user, kernel = user1 - cpu0[0], sys1 - cpu0[1]
+    cpu = user + kernel
     stop0 = loop.time()
     await fleet.stop(grace=30)
     stop_s = loop.time() - stop0
@@ -180,7 +183,10 @@ async def bench(
     print(f"readings produced                {(t.produced - p0) / span:8.0f} /s over {span:.0f} s")
     print(f"readings acknowledged (PUBACK)   {(t.acked - a0) / span:8.0f} /s")
     print(f"reading slots missed (overload)  {t.missed - m0:8d}")
-    print(f"simulator CPU while publishing   {cpu:8.1f} s  ({cpu / span:.0%} of one CPU)")
+    print(
+        f"simulator CPU while publishing   {cpu:8.1f} s  ({cpu / span:.0%} of one CPU; "
+        f"user {user:.1f} s, system {kernel:.1f} s)"
+    )
     # Per reading, the figure that does not depend on what else the machine is doing.
     per = cpu / max(t.produced - p0, 1) * 1e6
     print(f"simulator CPU per reading        {per:8.0f} us  (1 CPU: {1e6 / per:,.0f} readings/s)")

@@ -47,7 +47,7 @@ class _Connection(asyncio.Protocol):
         self.buf = bytearray()
         self.ended_why: str | None = None  # why we close it (a broker DISCONNECT, a bad packet)
         self.gated = False  # holds a slot of the client's connect gate (until TCP is up)
-        self.sent_at = 0.0  # loop time of the last packet written (keepalive)
+        self.wrote = False  # a packet was written since the last keepalive tick
         self.ping_at: float | None = None  # PINGREQ outstanding since
         self.keepalive: asyncio.TimerHandle | None = None
 
@@ -75,6 +75,11 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
+        if not buf and len(data) == 4 and data[0] == 0x40 and data[1] == 2:
+            # The usual read: one bare PUBACK (success, no properties); skip the splitting.
+            if self.client._conn is self and self.client.on_publish is not None:
+                self.client.on_publish(int.from_bytes(data[2:], "big"), PublishOutcome.ACCEPTED)
+            return
         buf += data
         try:
             packets, used = mqtt5.split(buf)
@@ -138,9 +143,10 @@ class _Connection(asyncio.Protocol):
         if self.ping_at is not None and now - self.ping_at >= keepalive:
             self.close("no PINGRESP within the keepalive")
             return
-        if self.ping_at is None and now - self.sent_at >= keepalive / 2:
+        if self.ping_at is None and not self.wrote:  # half a keepalive without sending
             self.ping_at = now
             self.write(mqtt5.PINGREQ)
+        self.wrote = False
         self.keepalive = loop.call_later(keepalive / 2, self.tick)
 
     # ---- helpers -------------------------------------------------------------------------
@@ -148,7 +154,7 @@ class _Connection(asyncio.Protocol):
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
-            self.sent_at = self.client._loop.time()
+            self.wrote = True  # a flag, not a timestamp: no clock read per reading
 
     def close(self, why: str | None, *, abort: bool = False) -> None:
         """End the connection; ``connection_lost`` then reports ``why``."""
