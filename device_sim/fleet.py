@@ -14,7 +14,7 @@ from device_sim.delivery_faults import WIRE_KINDS, FaultyClient
 from device_sim.disk import BackgroundRecordStore, DiskWriter
 from device_sim.plan import MeterPlan, RunPlan
 from device_sim.progress import FaultTotals, Totals, fault_totals, totals
-from device_sim.scheduler import Scheduler
+from device_sim.scheduler import Pollable, Scheduler
 from device_sim.sensor_faults import FaultySensor
 from device_sim.sources import RegisterSensor, make_source
 from firmware_stub.aio_client import AsyncioMqttClient
@@ -93,11 +93,13 @@ class Fleet:
         for meter_plan in plan.meters:
             sim = self._build(meter_plan, loop, tls)
             self.meters.append(sim)
-            sim.meter.on_timer = lambda at, sim=sim: scheduler.wake(sim, at)
+            # Without faults the meter itself is polled: one call less per reading.
+            target: Pollable = sim if sim.faults is not None else sim.meter
+            sim.meter.on_timer = lambda at, target=target: scheduler.wake(target, at)
             if sim.faults is not None:
-                sim.faults.on_timer = lambda at, sim=sim: scheduler.wake(sim, at)
+                sim.faults.on_timer = lambda at, target=target: scheduler.wake(target, at)
             sim.meter.start(plan.start)
-            scheduler.wake(sim, loop.time())
+            scheduler.wake(target, loop.time())
         self._task = loop.create_task(scheduler.run(), name="ems-sim-scheduler")
 
     def _build(

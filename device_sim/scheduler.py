@@ -50,29 +50,32 @@ class Scheduler:
             self._event.set()
 
     async def run(self) -> None:
-        heap = self._heap
+        heap, due, loop, batch = self._heap, self._due, self._loop, self._batch
+        pop, wake = heapq.heappop, self.wake
         while True:
-            now = self._loop.time()
+            # Awake: wake() need not signal (-inf), whatever it adds is looked at below.
+            self._sleep_until = -math.inf
+            now = loop.time()
             polled = 0
             while heap and heap[0][0] <= now:
-                at, _, item = heapq.heappop(heap)
-                if self._due.get(id(item)) != at:
+                at, _, item = pop(heap)
+                key = id(item)
+                if due.get(key) != at:
                     continue  # superseded by an earlier request that already ran
-                del self._due[id(item)]
+                del due[key]
                 if now - at > self.lag:
                     self.lag = now - at
-                self.wake(item, item.poll())
+                wake(item, item.poll())
                 polled += 1
-                if polled % self._batch == 0:
+                if polled % batch == 0:
                     # Let acknowledgements and connections through during a big burst.
                     await asyncio.sleep(0)
-                    now = self._loop.time()
+                    now = loop.time()
             self._sleep_until = heap[0][0] if heap else math.inf
             self._event.clear()
             timer = None
             if heap:
-                timer = self._loop.call_at(self._sleep_until, self._event.set)
+                timer = loop.call_at(self._sleep_until, self._event.set)
             await self._event.wait()
             if timer is not None:
                 timer.cancel()
-            self._sleep_until = math.inf
