@@ -37,6 +37,11 @@ def test_the_tracker_reports_the_rate_and_the_slots_missed_per_stretch() -> None
 def test_a_fleet_keeping_its_schedule_gets_no_warning() -> None:
     assert pace_warning(pace()) is None
     assert pace_warning(pace(produced_per_s=9_900.0)) is None  # within the slack
+    # A stretch shorter than the interval: nothing produced is on time, not behind.
+    slow = pace(asked_per_s=1 / 600, produced_per_s=0.0, meters=1)
+    assert pace_warning(slow) is None
+    # Every meter one reading short is the stretch cutting through a slot, not lateness.
+    assert pace_warning(pace(produced_per_s=8_000.0)) is None
 
 
 def test_falling_behind_with_a_busy_loop_is_named_cpu_bound_with_the_lag() -> None:
