@@ -3,9 +3,9 @@
 Prints the time to connect every meter, readings asked for and produced per second, slots
 missed, CPU of the simulator and of Mosquitto, the simulator's CPU per reading and its peak
 memory (targets: 10,000 connected meters in one process under 1 GB, 10,000 readings/s).
-Figures only, no pass or fail. Credentials are written into the broker's dynamic-security file before it starts, the
-way the test harness seeds its service accounts, so the benchmark measures the simulator and
-not the provisioning API.
+Figures only, no pass or fail. Credentials are written into the broker's dynamic-security
+file before it starts, the way the test harness seeds its service accounts, so the benchmark
+measures the simulator and not the provisioning API.
 
 A Mosquitto client subscribes to the readings the way the hub does (``$share/hub/...``), so
 the broker routes every reading (without one, each PUBACK says "no matching subscribers" and
