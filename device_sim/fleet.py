@@ -8,14 +8,13 @@ import contextlib
 import random
 import resource
 import ssl
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from device_sim.delivery_faults import WIRE_KINDS, FaultyClient
 from device_sim.disk import BackgroundRecordStore, DiskWriter
 from device_sim.plan import MeterPlan, RunPlan
 from device_sim.progress import FaultTotals, Totals, fault_totals, totals
-from device_sim.scheduler import Scheduler
+from device_sim.scheduler import Pollable, Scheduler
 from device_sim.sensor_faults import FaultySensor
 from device_sim.sources import RegisterSensor, make_source
 from firmware_stub.aio_client import AsyncioMqttClient
@@ -75,7 +74,7 @@ class Fleet:
         self.meters: list[SimMeter] = []
         self.clock = ScaledClock(plan.start, plan.speed)
         self._writer: DiskWriter | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._gate: asyncio.Semaphore | None = None
         self._scheduler: Scheduler | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -88,17 +87,19 @@ class Fleet:
         if plan.state_dir is not None:
             plan.state_dir.mkdir(parents=True, exist_ok=True)
             self._writer = DiskWriter()
-        self._executor = ThreadPoolExecutor(plan.connect_threads, "ems-sim-connect")
+        self._gate = asyncio.Semaphore(plan.connect_concurrency)
         self._scheduler = scheduler = Scheduler(loop)
         self.clock = ScaledClock(plan.start, plan.speed)  # simulated time starts now
         for meter_plan in plan.meters:
             sim = self._build(meter_plan, loop, tls)
             self.meters.append(sim)
-            sim.meter.on_timer = lambda at, sim=sim: scheduler.wake(sim, at)
+            # Without faults the meter itself is polled: one call less per reading.
+            target: Pollable = sim if sim.faults is not None else sim.meter
+            sim.meter.on_timer = lambda at, target=target: scheduler.wake(target, at)
             if sim.faults is not None:
-                sim.faults.on_timer = lambda at, sim=sim: scheduler.wake(sim, at)
+                sim.faults.on_timer = lambda at, target=target: scheduler.wake(target, at)
             sim.meter.start(plan.start)
-            scheduler.wake(sim, loop.time())
+            scheduler.wake(target, loop.time())
         self._task = loop.create_task(scheduler.run(), name="ems-sim-scheduler")
 
     def _build(
@@ -133,7 +134,7 @@ class Fleet:
             client_id=str(mp.device_id),
             tls=tls,
         )
-        real = AsyncioMqttClient(address, loop=loop, executor=self._executor)
+        real = AsyncioMqttClient(address, loop=loop, gate=self._gate)
         client: MqttClient = real
         wire = None
         if any(f.kind in WIRE_KINDS for f in faults):
@@ -152,6 +153,19 @@ class Fleet:
 
     def totals(self) -> Totals:
         return totals([s.meter for s in self.meters])
+
+    def asked_per_s(self) -> float:
+        """Readings per real second the running meters are asked for (their schedules)."""
+        speed = self.clock.speed
+        return sum(
+            speed / s.meter.schedule.interval.total_seconds()
+            for s in self.meters
+            if s.meter.schedule.next_slot is not None
+        )
+
+    def take_lag(self) -> float:
+        """The worst poll lag since the last call (see ``Scheduler.lag``)."""
+        return self._scheduler.take_lag() if self._scheduler is not None else 0.0
 
     def fault_totals(self) -> FaultTotals | None:
         clients = [s.faults for s in self.meters if s.faults is not None]
@@ -174,5 +188,3 @@ class Fleet:
                 await self._task
         if self._writer is not None:
             await asyncio.to_thread(self._writer.close)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)

@@ -52,7 +52,7 @@ class RunPlan:
     progress_s: float = 5.0
     duration_s: float | None = None
     buffer_capacity: int = 10_000
-    connect_threads: int = 32
+    connect_concurrency: int = 256  # connection attempts at once (the broker's listen backlog)
     backoff: BackoffPolicy = field(default_factory=lambda: BackoffPolicy(1.0, 30.0))
 
 

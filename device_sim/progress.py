@@ -30,6 +30,7 @@ class Totals:
     rejected: int = 0
     unrouted: int = 0
     resent: int = 0
+    window_full: int = 0  # meters whose in-flight window is full (waiting for PUBACKs)
 
 
 @dataclass(slots=True)
@@ -55,6 +56,7 @@ def totals(meters: Sequence[Meter]) -> Totals:
         t.rejected += s.rejected
         t.unrouted += s.unrouted
         t.resent += s.resent
+        t.window_full += m.window_full
     return t
 
 
@@ -80,25 +82,108 @@ def fault_totals(clients: Sequence[FaultyClient]) -> FaultTotals:
     return f
 
 
+# Worse than this and the fleet is CPU-bound: readings are polled this late (the loop is busy).
+LAG_LIMIT_S = 0.1
+# Producing less than this share of the asked rate (and more than one reading per meter short)
+# counts as not keeping the schedule.
+RATE_SLACK = 0.98
+
+
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """Whether the fleet keeps its schedule, over one stretch of time."""
+
+    seconds: float
+    asked_per_s: float
+    produced_per_s: float
+    missed: int  # reading slots skipped (a meter polled more than one interval late)
+    lag_s: float  # the worst poll lag (Scheduler.take_lag)
+    window_full: int  # meters waiting for PUBACKs at the end of the stretch
+    meters: int
+
+
+class PaceTracker:
+    """Turns the running totals into a ``Pace`` per stretch: call ``sample`` at each progress
+    line (with the loop time, so a test can pin the clock)."""
+
+    def __init__(self, now: float, t: Totals) -> None:
+        self._since, self._produced, self._missed = now, t.produced, t.missed
+
+    def sample(self, now: float, t: Totals, asked_per_s: float, lag_s: float) -> Pace:
+        seconds = max(now - self._since, 1e-9)
+        pace = Pace(
+            seconds=seconds,
+            asked_per_s=asked_per_s,
+            produced_per_s=(t.produced - self._produced) / seconds,
+            missed=t.missed - self._missed,
+            lag_s=lag_s,
+            window_full=t.window_full,
+            meters=t.meters,
+        )
+        self._since, self._produced, self._missed = now, t.produced, t.missed
+        return pace
+
+
+def pace_warning(p: Pace) -> str | None:
+    """One WARNING line when the fleet does not keep its schedule, naming the cause (None when
+    it does)."""
+    # A stretch cuts through the slots: each meter may be one reading short without being late.
+    expected = p.asked_per_s * p.seconds
+    shortfall = expected - p.produced_per_s * p.seconds
+    behind = p.missed > 0 or shortfall > max(p.meters, (1 - RATE_SLACK) * expected)
+    pressed = p.window_full > 0
+    if not (behind or pressed):
+        return None
+    causes = []
+    if p.lag_s >= LAG_LIMIT_S or (behind and not pressed):
+        causes.append(
+            f"CPU-bound: loop lag {p.lag_s * 1000:.0f} ms (readings are taken late; run fewer "
+            "meters per process or a longer interval)"
+        )
+    if pressed:
+        causes.append(
+            f"broker back-pressure: in-flight window full on {p.window_full} of {p.meters} "
+            "meters (readings wait for PUBACKs)"
+        )
+    return (
+        f"ems-sim: WARNING: not keeping the schedule: produced {p.produced_per_s:,.0f}/s of "
+        f"{p.asked_per_s:,.0f}/s asked, {p.missed} reading slots missed in the last "
+        f"{p.seconds:.0f} s; " + "; ".join(causes)
+    )
+
+
 def _sim(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
-def progress_line(elapsed: float, sim_now: datetime, t: Totals) -> str:
-    return (
+def progress_line(elapsed: float, sim_now: datetime, t: Totals, pace: Pace | None = None) -> str:
+    line = (
         f"ems-sim [{elapsed:7.1f}s] sim={_sim(sim_now)} connected={t.connected}/{t.meters} "
         f"produced={t.produced} acked={t.acked} buffered={t.buffered} dropped={t.dropped} "
         f"reconnects={t.reconnects} missed={t.missed} refused={t.refused} unrouted={t.unrouted}"
     )
+    if pace is not None:
+        rate = f"{pace.produced_per_s:.0f}/{pace.asked_per_s:.0f}/s"
+        line += f" rate={rate} lag={pace.lag_s * 1000:.0f}ms"
+    return line
 
 
-def summary(why: str, elapsed: float, t: Totals, f: FaultTotals | None) -> str:
+def summary(
+    why: str, elapsed: float, t: Totals, f: FaultTotals | None, pace: Pace | None = None
+) -> str:
     lines = [
         f"ems-sim: stopped ({why}) after {elapsed:.1f} s",
         f"  meters={t.meters} produced={t.produced} acked={t.acked} buffered={t.buffered} "
         f"dropped={t.dropped} reconnects={t.reconnects} missed={t.missed} resent={t.resent} "
         f"refused={t.refused} rejected={t.rejected} unrouted={t.unrouted}",
     ]
+    if pace is not None:
+        lines.append(
+            f"  readings: produced {pace.produced_per_s:,.0f}/s of {pace.asked_per_s:,.0f}/s "
+            f"asked over {pace.seconds:.0f} s; worst loop lag {pace.lag_s * 1000:.0f} ms"
+        )
+        if (warning := pace_warning(pace)) is not None:
+            lines.append(warning)
     if f is not None:
         lines.append(
             f"  faults injected: outages={f.outages} duplicates={f.duplicates} "

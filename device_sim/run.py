@@ -10,7 +10,15 @@ from typing import TextIO
 
 from device_sim.fleet import Fleet
 from device_sim.plan import RunPlan
-from device_sim.progress import connection_problem, meter_table, progress_line, summary
+from device_sim.progress import (
+    PaceTracker,
+    Totals,
+    connection_problem,
+    meter_table,
+    pace_warning,
+    progress_line,
+    summary,
+)
 
 MAX_FUTURE = timedelta(minutes=5)  # the hub rejects readings further ahead than this
 
@@ -46,6 +54,13 @@ async def run(plan: RunPlan, out: TextIO) -> int:
     end = started + plan.duration_s if plan.duration_s is not None else math.inf
     warned = False
     problems: set[str] = set()
+    # Schedule keeping: per progress line, and over the whole run for the summary.
+    tracker, overall, worst_lag = (
+        PaceTracker(started, Totals()),
+        PaceTracker(started, Totals()),
+        0.0,
+    )
+    end_pace = None
     try:
         fleet.start()
         while not stop.is_set() and loop.time() < end:
@@ -55,7 +70,12 @@ async def run(plan: RunPlan, out: TextIO) -> int:
             except TimeoutError:
                 pass
             now = fleet.clock.now()
-            print(progress_line(loop.time() - started, now, fleet.totals()), file=out, flush=True)
+            t, lag = fleet.totals(), fleet.take_lag()
+            worst_lag = max(worst_lag, lag)
+            pace = tracker.sample(loop.time(), t, fleet.asked_per_s(), lag)
+            print(progress_line(loop.time() - started, now, t, pace), file=out, flush=True)
+            if (warning := pace_warning(pace)) is not None:
+                print(warning, file=out, flush=True)
             problem = connection_problem([s.meter for s in fleet.meters])
             if problem is not None and problem not in problems:  # each distinct one once
                 problems.add(problem)
@@ -70,12 +90,14 @@ async def run(plan: RunPlan, out: TextIO) -> int:
                     flush=True,
                 )
     finally:
+        worst_lag = max(worst_lag, fleet.take_lag())
+        end_pace = overall.sample(loop.time(), fleet.totals(), fleet.asked_per_s(), worst_lag)
         print("ems-sim: stopping: meters send their offline status...", file=out, flush=True)
         await fleet.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     t = fleet.totals()
-    print(summary(why[0], loop.time() - started, t, fleet.fault_totals()), file=out)
+    print(summary(why[0], loop.time() - started, t, fleet.fault_totals(), end_pace), file=out)
     if len(fleet.meters) <= 20:
         meters = [s.meter for s in fleet.meters]
         print(meter_table(meters, [s.plan.name for s in fleet.meters]), file=out)

@@ -91,6 +91,12 @@ class Meter:
         return self._session.state
 
     @property
+    def window_full(self) -> bool:
+        """As many publishes in flight as the window allows: readings wait for PUBACKs (the
+        broker is not keeping up)."""
+        return not self._inflight.has_room()
+
+    @property
     def last_error(self) -> str | None:
         """Why the last connection attempt failed or the connection ended (for diagnosis)."""
         return self._session.last_error
@@ -173,6 +179,8 @@ class Meter:
         if self._resync_at is not None:
             return  # backing off: nobody was subscribed to the last readings
         while self._inflight.has_room():
+            if self._sent_through >= self.buffer.next_seq - 1:
+                return  # all sent: skip the buffer search (each PUBACK pumps; most find nothing)
             batch = self.buffer.pending(self._sent_through, self.config.batch_max)
             if not batch:
                 return
