@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psycopg
 from websockets.sync.client import connect
 
-from bench.common import percentile, services
+from bench.kit import percentile, services
 from contract.payloads import Reading
 from contract.readings import encode_reading
 from contract.topics import readings_topic

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import psycopg
 
-from bench.common import percentile, services
+from bench.kit import percentile, services
 from devkit.live_portal import LivePortal
 from portal.auth.passwords import hash_password
 from portal.settings import PortalSettings

@@ -38,7 +38,7 @@ import paho.mqtt.client as mqtt
 import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.common import peak_rss_mb, percentile, reap_at_exit, services
+from bench.kit import peak_rss_mb, percentile, reap_at_exit, services
 from bench.machine import CpuMeter, machine_line
 from contract.payloads import Reading
 from contract.readings import encode_reading

@@ -33,8 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import Services, services
 from bench.ingest import metric, stream
+from bench.kit import Services, services
 from devkit.hubkit import Gateway, add_devices, count, create_gateway, hub_process
 from ems.admin import ensure_admin
 from ems.broker import hub_user, portal_user

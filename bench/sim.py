@@ -36,12 +36,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from common.backoff import BackoffPolicy
+from contract.topics import readings_shared_sub
 from device_sim.fleet import Fleet
 from device_sim.plan import BrokerPlan, MeterPlan, RunPlan
 from device_sim.timeparse import floor_time
 from ems.broker import HUB_USER, MosquittoServer, dynsec_document, hash_password
 from ems.procs import RunAs, free_port
-from hub.protocol import READINGS_SHARED_SUB
 from portal.broker_admin import meter_acls, meter_role
 
 
@@ -107,7 +107,7 @@ def subscribe_readings(server: MosquittoServer) -> subprocess.Popen[bytes]:
             "-q",
             "1",
             "-t",
-            READINGS_SHARED_SUB,
+            readings_shared_sub("hub"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

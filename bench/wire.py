@@ -35,7 +35,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from bench.common import BenchBroker, raise_fd_limit
+from bench.kit import BenchBroker, raise_fd_limit
 from devkit.hubkit import Gateway, create_gateway
 from ems.broker import HUB_USER, PORTAL_USER, MosquittoServer, hub_user
 from ems.procs import RunAs, free_port
