@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from hub.alert_store import AlertEngine
-from hub.batch import Message, decode_ahead
+from hub.batch import Message, classify
 from hub.buffer import Intake
 from hub.health import PROBE_TIMEOUT_S, HealthMonitor
 from hub.http import HealthServer
@@ -64,15 +64,16 @@ class Hub:
         self.writers = [
             BatchWriter(
                 settings,
-                PgStorage(settings.database_url, touch=touch),
+                storage,
                 self.registry,
                 self.metrics,
                 self.intake,
-                alerts=self.alerts,
+                alerts=self.alerts.on(storage),
                 on_commit=self.rollup.wake,
                 housekeeping=i == 0,
             )
             for i in range(settings.writers)
+            for storage in [PgStorage(settings.database_url, touch=touch)]
         ]
         self.monitor = HealthMonitor(settings.database_url, self.mqtt)
         self._monitor_stop = threading.Event()
@@ -104,10 +105,10 @@ class Hub:
         return min(TOUCH_MAX_S, info.interval_s * self.settings.stale_intervals / 4)
 
     def _deliver(self, messages: list[Message]) -> None:
-        """On the MQTT reader thread: decode readings now (the writers use the result), then
-        into the inbox the writers share."""
+        """On the MQTT reader thread: classify each message and decode readings now (the
+        writers use the result), then into the inbox the writers share."""
         s = self.settings
-        decode_ahead(
+        classify(
             messages, now=datetime.now(UTC), max_future=s.max_future, max_power_w=s.max_power_w
         )
         self.intake.inbox.put_many(messages)
