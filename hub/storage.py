@@ -73,17 +73,18 @@ def _uuid_text(value: UUID) -> str:
 
 
 def _quoted(value: object) -> str:
+    # The common cases first: ids, then timestamps (as ISO text) and numbers.
     if isinstance(value, UUID):
         return _uuid_text(value)
+    if isinstance(value, str):
+        if '"' in value or "\\" in value:  # the array syntax's two special characters
+            value = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{value}"'
     if value is None:
         return "NULL"  # unquoted: "NULL" in quotes is the text NULL
     if isinstance(value, bool):
         return "t" if value else "f"
-    # Quoted, with the array syntax's two special characters escaped (text may hold them).
-    text = str(value)
-    if "\\" in text or '"' in text:
-        text = text.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
+    return f'"{value}"'
 
 
 DEVICE_COLUMNS = "id, owner_id, max_hourly_kwh, meter_kind, rated_power_w, interval_s"
