@@ -73,6 +73,7 @@ class Hub:
                 housekeeping=i == 0,
             )
             for i in range(settings.writers)
+            # Each writer's own connection; its status alerts run on that connection too.
             for storage in [PgStorage(settings.database_url, touch=touch)]
         ]
         self.monitor = HealthMonitor(settings.database_url, self.mqtt)
