@@ -27,7 +27,7 @@ from hub.metrics import HubMetrics
 from hub.registry import DeviceRegistry
 from hub.rollup_store import RollupOutcome
 from hub.running import LiveTotal
-from hub.storage import pg_array
+from hub.storage import PgStorage, pg_array
 
 log = logging.getLogger("hub.alerts")
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -170,13 +170,13 @@ class AlertEngine:
         cols = list(zip(*raised, strict=True))
         params = [
             pg_array(cols[0]),
-            "{" + ",".join("NULL" if v is None else f'"{v}"' for v in cols[1]) + "}",
+            pg_array(cols[1]),  # owners: None (no owner) is NULL
             pg_array(cols[2]),
             pg_array(h.isoformat() for h in cols[3]),
             pg_array(cols[4]),
             pg_array(cols[5]),
-            "{" + ",".join("NULL" if v is None else repr(v) for v in cols[6]) + "}",
-            "{" + ",".join("t" if v else "f" for v in cols[7]) + "}",
+            pg_array(cols[6]),  # projections: None is NULL
+            pg_array(cols[7]),
         ]
         events = []
         for row in conn.execute(RAISE, params):
@@ -266,5 +266,33 @@ class AlertEngine:
             self._metrics.alerts.labels(kind).inc()
             self._send(_event("raised", row))
 
+    def on(self, storage: PgStorage) -> StorageAlerts:
+        """This engine's writer-side operations, on ``storage``'s connection."""
+        return StorageAlerts(self, storage)
+
     def _send(self, event: AlertEvent) -> None:
         self._publish(alerts_topic(event.user_id or NO_OWNER), encode_alert_event(event), 1)
+
+
+class StorageAlerts:
+    """Status and hour-closing alerts on one writer's storage connection: what a
+    ``BatchWriter`` calls (``hub.writer.WriterAlerts``), so that the writer itself never
+    touches a connection and runs on any ``hub.storage.Storage``."""
+
+    def __init__(self, engine: AlertEngine, storage: PgStorage) -> None:
+        self._engine = engine
+        self._storage = storage
+
+    def status_changed(self, device_ids: list[UUID], state: str) -> None:
+        self._engine.status_changed(self._storage.conn, device_ids, state)
+
+    def close_hours(self) -> None:
+        self._engine.close_hours(self._storage.conn)
+
+    def at_commit(self, totals: Sequence[LiveTotal]) -> None:
+        try:
+            self._engine.at_commit(self._storage.conn, totals)
+        except psycopg.Error as exc:
+            # The readings are stored; the rollup still decides the alert (a moment later).
+            log.error("could not record alerts at commit: %s", exc)
+            self._storage.reset()

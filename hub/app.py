@@ -10,11 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import psycopg
-
 from contract.topics import DEVICE_EVENTS_TOPIC, STATUS_SUB, readings_shared_sub
 from hub.alert_store import AlertEngine
-from hub.batch import Message, PreparedBatch, decode_ahead
+from hub.batch import Message, PreparedBatch, classify
 from hub.buffer import Intake
 from hub.health import PROBE_TIMEOUT_S, HealthMonitor
 from hub.http import HealthServer
@@ -27,7 +25,7 @@ from hub.rollup_worker import RollupWorker
 from hub.running import RunningTotals
 from hub.settings import HubSettings
 from hub.storage import PgStorage, TouchThrottle
-from hub.writer import BatchWriter
+from hub.writer import BatchWriter, WriterAlerts
 
 log = logging.getLogger("hub")
 TOUCH_MAX_S = 10.0
@@ -83,16 +81,18 @@ class Hub:
         self.writers = [
             BatchWriter(
                 settings,
-                PgStorage(settings.database_url, touch=touch),
+                storage,
                 self.registry,
                 self.metrics,
                 self.intake,
-                alerts=self.alerts,
+                alerts=self.alerts.on(storage),
                 on_commit=self.rollup.wake,
                 on_committed=self._committed,
                 housekeeping=i == 0,
             )
             for i in range(settings.writers)
+            # Each writer's own connection; its status alerts run on that connection too.
+            for storage in [PgStorage(settings.database_url, touch=touch)]
         ]
         self.monitor = HealthMonitor(settings.database_url, self.mqtt)
         self._monitor_stop = threading.Event()
@@ -123,22 +123,18 @@ class Hub:
             return 0.0
         return min(TOUCH_MAX_S, info.interval_s * self.settings.stale_intervals / 4)
 
-    def _committed(self, prepared: PreparedBatch, storage: PgStorage) -> None:
+    def _committed(self, prepared: PreparedBatch, alerts: WriterAlerts | None) -> None:
         """On a writer thread, after its batch committed: live events and the current hour's
         alerts from the running totals, without waiting for the rollup."""
         totals = self.live.committed(prepared.readings)
-        try:
-            self.alerts.at_commit(storage.conn, totals)
-        except psycopg.Error as exc:
-            # The readings are stored; the rollup still decides the alert (a moment later).
-            log.error("could not record alerts at commit: %s", exc)
-            storage.reset()
+        if alerts is not None:
+            alerts.at_commit(totals)
 
     def _deliver(self, messages: list[Message]) -> None:
-        """On the MQTT reader thread: decode readings now (the writers use the result), then
-        into the inbox the writers share."""
+        """On the MQTT reader thread: classify each message and decode readings now (the
+        writers use the result), then into the inbox the writers share."""
         s = self.settings
-        decode_ahead(
+        classify(
             messages, now=datetime.now(UTC), max_future=s.max_future, max_power_w=s.max_power_w
         )
         self.intake.inbox.put_many(messages)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,10 +13,18 @@ from uuid import UUID
 from contract.payloads import Reading
 from contract.readings import MAX_POWER_W, decode_readings_partial, encode_reading
 from contract.reasons import DecodeError, truncate_payload
-from contract.topics import parse_meter_topic
+from contract.topics import DEVICE_EVENTS_TOPIC, parse_meter_topic
 from hub.registry import DeviceInfo
 
 Decoded: TypeAlias = tuple[list[Reading], list[DecodeError]]
+
+
+class MessageKind(enum.Enum):
+    """What a message is, decided once on arrival (``classify``) from its topic."""
+
+    READINGS = "readings"  # a meter's readings, or any topic ``prepare`` dead-letters
+    STATUS = "status"  # a meter's retained online/offline status
+    DEVICE_EVENT = "device_event"  # the portal's device created/updated/deleted event
 
 
 @dataclass(slots=True)
@@ -30,7 +39,9 @@ class Message:
     # Set on a retained message the broker replays because the hub (re)subscribed: old state,
     # not news (MQTT 5 §3.3.1.3; a live message is forwarded with the flag clear).
     retain: bool = False
-    # A readings payload decoded on arrival by ``decode_ahead``: its readings and rejected
+    # Set by ``classify`` on arrival; None until then (the writer takes only classified ones).
+    kind: MessageKind | None = None
+    # A readings payload decoded on arrival by ``classify``: its readings and rejected
     # elements, or why it could not be decoded at all.
     decoded: Decoded | DecodeError | None = field(default=None, compare=False, repr=False)
 
@@ -153,17 +164,28 @@ def prepare(
     return out
 
 
-def decode_ahead(
+def classify(
     messages: Sequence[Message],
     *,
     now: datetime,
     max_future: timedelta,
     max_power_w: float = MAX_POWER_W,
 ) -> None:
-    """Decode the readings payloads among ``messages`` as they arrive (the MQTT reader calls it,
-    while the writer waits for the database with the previous batch); ``prepare`` then uses
-    the result, and the future-timestamp limit is taken from the time of arrival."""
+    """Set each message's ``kind`` and decode the readings payloads, as they arrive (the MQTT
+    reader calls it, while the writer waits for the database with the previous batch): the
+    writer routes by ``kind`` and ``prepare`` uses the decoded readings; the future-timestamp
+    limit is taken from the time of arrival."""
     for msg in messages:
+        if msg.topic == DEVICE_EVENTS_TOPIC:
+            msg.kind = MessageKind.DEVICE_EVENT
+            continue
+        if msg.topic.endswith("/status"):
+            # Including a malformed one (the writer acknowledges it and records nothing).
+            msg.kind = MessageKind.STATUS
+            continue
+        # Anything else is readings: a topic that is not a meter's readings topic is
+        # dead-lettered as bad_topic by ``prepare``.
+        msg.kind = MessageKind.READINGS
         parsed = meter_topic(msg.topic)
         if parsed is None or parsed[1] != "readings":
             continue

@@ -21,6 +21,7 @@ from datetime import datetime
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import RowFactory, tuple_row
 
 from contract.payloads import Reading
 from contract.readings import MAX_POWER_W, encode_reading
@@ -33,6 +34,19 @@ from hub.rollup import NeedLongerHistory, Rewrite, cumulative_rewrite, interval_
 from hub.storage import pg_array
 
 Conn = psycopg.Connection[tuple[object, ...]]
+
+# Typed tuple rows (psycopg's own tuple maker: no cost per row; the suffix rows come one per
+# reading). Only the column types are declared.
+LoggedRow = tuple[UUID, datetime, bool]  # TAKE_LOG: device, earliest new reading, more left
+logged_row: RowFactory[LoggedRow] = tuple_row
+# LOAD_SUFFIXES: device, ts, energy_kwh, power_w, from the first reading, quarantined through,
+# seq
+SuffixRow = tuple[UUID, datetime, float, float | None, bool, datetime | None, int | None]
+suffix_row: RowFactory[SuffixRow] = tuple_row
+ReadingRow = tuple[datetime, float]
+reading_row: RowFactory[ReadingRow] = tuple_row
+KeyRow = tuple[UUID, datetime]
+key_row: RowFactory[KeyRow] = tuple_row
 
 # Any constant will do ("emsr" in ASCII); it shows as the advisory lock's objid in pg_locks.
 PASS_LOCK = 0x656D7372
@@ -126,22 +140,22 @@ def rollup_pending(
         if not (locked and locked[0]):
             return out  # another hub's pass is running: the work is left to it
         conn.execute(TEMP_TABLES)
-        logged = conn.execute(TAKE_LOG, {"limit": limit}).fetchall()
+        logged = conn.cursor(row_factory=logged_row).execute(TAKE_LOG, {"limit": limit}).fetchall()
         if not logged:
             return out
-        out.more = bool(logged[0][2])
-        firsts: dict[UUID, datetime] = {m[0]: m[1] for m in logged}  # type: ignore[misc]
+        out.more = logged[0][2]
+        firsts = {m[0]: m[1] for m in logged}
         ids = list(firsts)
         series: dict[UUID, list[MeterReading]] = defaultdict(list)
         from_start: dict[UUID, bool] = {}
         quarantined: dict[UUID, datetime | None] = {}
-        for device_id, ts, energy, power, start, last_quarantined, seq in conn.execute(
-            LOAD_SUFFIXES, (pg_array(ids), pg_array(firsts[i].isoformat() for i in ids))
-        ):
-            series[device_id].append(MeterReading(ts, energy))  # type: ignore[index, arg-type]
-            from_start[device_id] = bool(start)  # type: ignore[index]
-            quarantined[device_id] = last_quarantined  # type: ignore[index, assignment]
-            out.latest[device_id] = Reading(device_id, ts, energy, seq, power)  # type: ignore[index, arg-type]
+        for device_id, ts, energy, power, start, last_quarantined, seq in conn.cursor(
+            row_factory=suffix_row
+        ).execute(LOAD_SUFFIXES, (pg_array(ids), pg_array(firsts[i].isoformat() for i in ids))):
+            series[device_id].append(MeterReading(ts, energy))
+            from_start[device_id] = start
+            quarantined[device_id] = last_quarantined
+            out.latest[device_id] = Reading(device_id, ts, energy, seq, power)
         for device_id, t0 in firsts.items():
             if between_devices is not None:
                 between_devices()
@@ -198,8 +212,8 @@ def _rewrite(
         )
     except NeedLongerHistory:
         whole = [
-            MeterReading(ts, energy)  # type: ignore[arg-type]
-            for ts, energy in conn.execute(
+            MeterReading(ts, energy)
+            for ts, energy in conn.cursor(row_factory=reading_row).execute(
                 "SELECT ts, energy_kwh FROM readings WHERE device_id = %s ORDER BY ts",
                 (device_id,),
             )
@@ -254,13 +268,15 @@ def _implausible_letters(
     if not found:
         return []
     new = set(
-        conn.execute(
+        conn.cursor(row_factory=key_row)
+        .execute(
             RECORD_QUARANTINED,
             (
                 pg_array(device_id for device_id, _ in found),
                 pg_array(bad.reading.ts.isoformat() for _, bad in found),
             ),
-        ).fetchall()
+        )
+        .fetchall()
     )
     letters = []
     for device_id, bad in found:

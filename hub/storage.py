@@ -18,12 +18,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 import psycopg
+from psycopg.rows import RowFactory, tuple_row
 
 from contract.payloads import Reading
 from contract.topics import readings_topic
@@ -60,7 +62,8 @@ SELECT count(*) FROM inserted
 
 
 def pg_array(values: Iterable[object]) -> str:
-    """A PostgreSQL array literal of UUIDs or timestamps: far cheaper to send than a list
+    """A PostgreSQL array literal (UUIDs, ISO timestamps, numbers, text, booleans, None as
+    NULL), cast in the statement (``%s::uuid[]``): far cheaper to send than a list
     parameter, which psycopg adapts element by element."""
     return "{" + ",".join([_quoted(v) for v in values]) + "}"
 
@@ -71,21 +74,47 @@ def _uuid_text(value: UUID) -> str:
 
 
 def _quoted(value: object) -> str:
-    return _uuid_text(value) if isinstance(value, UUID) else f'"{value}"'
+    # The common cases first: ids, then timestamps (as ISO text) and numbers.
+    if isinstance(value, UUID):
+        return _uuid_text(value)
+    if isinstance(value, str):
+        if '"' in value or "\\" in value:  # the array syntax's two special characters
+            value = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{value}"'
+    if value is None:
+        return "NULL"  # unquoted: "NULL" in quotes is the text NULL
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    return f'"{value}"'
 
 
 DEVICE_COLUMNS = "id, owner_id, max_hourly_kwh, meter_kind, rated_power_w, interval_s"
 
+# Typed row factories. A typed ``tuple_row`` is psycopg's own tuple maker, so a row costs what
+# an untyped one does: used where rows come per reading. Only the column types are declared.
+ConflictRow = tuple[UUID, datetime, float]  # device_id, ts, stored energy_kwh
+conflict_row: RowFactory[ConflictRow] = tuple_row
+IdRow = tuple[UUID]
+id_row: RowFactory[IdRow] = tuple_row
+CountRow = tuple[int]
+count_row: RowFactory[CountRow] = tuple_row
 
-def _device(row: tuple[object, ...]) -> DeviceInfo:
+
+def _device(values: Sequence[Any]) -> DeviceInfo:
+    device_id, owner_id, max_hourly_kwh, meter_kind, rated_power_w, interval_s = values
     return DeviceInfo(
-        device_id=row[0],  # type: ignore[arg-type]
-        owner_id=row[1],  # type: ignore[arg-type]
-        max_hourly_kwh=float(row[2]),  # type: ignore[arg-type]
-        meter_kind="interval" if row[3] == "interval" else "cumulative",
-        rated_power_w=None if row[4] is None else float(row[4]),  # type: ignore[arg-type]
-        interval_s=int(row[5]),  # type: ignore[call-overload]
+        device_id=device_id,
+        owner_id=owner_id,
+        max_hourly_kwh=float(max_hourly_kwh),
+        meter_kind="interval" if meter_kind == "interval" else "cumulative",
+        rated_power_w=None if rated_power_w is None else float(rated_power_w),
+        interval_s=int(interval_s),
     )
+
+
+def device_row(_cursor: object) -> Callable[[Sequence[Any]], DeviceInfo]:
+    """A row factory (``psycopg.rows.RowFactory[DeviceInfo]``) for ``DEVICE_COLUMNS``."""
+    return _device
 
 
 class TouchThrottle:
@@ -120,6 +149,38 @@ class BatchOutcome:
     duplicates: int = 0
     dead: list[DeadLetter] = field(default_factory=list)
     back_online: list[UUID] = field(default_factory=list)  # offline meters that sent a reading
+
+
+class Storage(Protocol):
+    """What a ``BatchWriter`` needs of the database: exactly the calls it makes.
+
+    ``PgStorage`` is the real one; ``hub.storage_fake.FakeStorage`` keeps the same semantics in
+    memory and fails on cue, for the writer's unit tests. Any call may raise ``psycopg.Error``:
+    ``OperationalError`` when the database is unreachable, another for what it refuses."""
+
+    def load_devices(self, ids: Iterable[UUID] | None = None) -> list[DeviceInfo]:
+        """Every device, or those of ``ids`` that exist."""
+        ...
+
+    def commit_batch(self, batch: PreparedBatch) -> BatchOutcome:
+        """Store a prepared batch whole or not at all (see ``PgStorage.commit_batch``)."""
+        ...
+
+    def set_status(
+        self, device_id: UUID, state: str, reason: str, not_before: datetime | None = None
+    ) -> bool:
+        """Record a meter's status; True if it changed."""
+        ...
+
+    def mark_stale(self, stale_intervals: float) -> list[UUID]:
+        """Put the meters silent for too long offline; returns them."""
+        ...
+
+    def reset(self) -> None:
+        """After an error: drop the connection; the next call reconnects."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class PgStorage:
@@ -157,14 +218,14 @@ class PgStorage:
             self.conn.execute("SELECT 1")
 
     def load_devices(self, ids: Iterable[UUID] | None = None) -> list[DeviceInfo]:
-        with self.conn.transaction():
+        conn = self.conn
+        with conn.transaction():
+            cur = conn.cursor(row_factory=device_row)
             if ids is None:
-                rows = self.conn.execute(f"SELECT {DEVICE_COLUMNS} FROM devices").fetchall()
-            else:
-                rows = self.conn.execute(
-                    f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ANY(%s)", (list(ids),)
-                ).fetchall()
-        return [_device(r) for r in rows]
+                return cur.execute(f"SELECT {DEVICE_COLUMNS} FROM devices").fetchall()
+            return cur.execute(
+                f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ANY(%s)", (list(ids),)
+            ).fetchall()
 
     def commit_batch(self, batch: PreparedBatch) -> BatchOutcome:
         """Store a prepared batch in one transaction. A reading of a device deleted since the
@@ -202,24 +263,22 @@ class PgStorage:
             copy.set_types(INCOMING_TYPES)
             for r in readings:
                 copy.write_row((r.device_id, r.ts, r.energy_kwh, r.seq, r.power_w))
-        row = conn.execute(INSERT_READINGS).fetchone()
-        out.stored = int(row[0]) if row else 0  # type: ignore[call-overload]
+        row = conn.cursor(row_factory=count_row).execute(INSERT_READINGS).fetchone()
+        out.stored = row[0] if row else 0
         if out.stored == len(readings):
             return
         # Some were stored before: the same value is a duplicate (a redelivery), another value a
         # conflict. (A reading stored just now differs from no incoming value.)
         by_key = {(r.device_id, r.ts): r for r in readings}
         conflicts = 0
-        for device_id, ts, stored in conn.execute(
+        for device_id, ts, stored in conn.cursor(row_factory=conflict_row).execute(
             "SELECT i.device_id, i.ts, r.energy_kwh FROM _incoming i"
             " JOIN readings r ON r.device_id = i.device_id AND r.ts = i.ts"
             " WHERE r.energy_kwh <> i.energy_kwh"
         ):
-            reading = by_key[(device_id, ts)]  # type: ignore[index]
-            if not same_value(stored, reading.energy_kwh):  # type: ignore[arg-type]
-                out.dead.append(
-                    conflict_letter(readings_topic(reading.device_id), reading, stored)  # type: ignore[arg-type]
-                )
+            reading = by_key[(device_id, ts)]
+            if not same_value(stored, reading.energy_kwh):
+                out.dead.append(conflict_letter(readings_topic(reading.device_id), reading, stored))
                 conflicts += 1
         out.duplicates += len(readings) - out.stored - conflicts
 
@@ -227,16 +286,19 @@ class PgStorage:
         self, conn: psycopg.Connection[tuple[object, ...]], ids: list[UUID]
     ) -> list[UUID]:
         """A reading is a sign of life: last_seen now; an offline meter comes back online."""
-        back = conn.execute(
-            "UPDATE device_status SET state = 'online', since = now(), last_seen = now()"
-            " WHERE device_id = ANY(%s::uuid[]) AND state <> 'online' RETURNING device_id",
-            (pg_array(ids),),
-        ).fetchall()
+        back = [
+            r[0]
+            for r in conn.cursor(row_factory=id_row).execute(
+                "UPDATE device_status SET state = 'online', since = now(), last_seen = now()"
+                " WHERE device_id = ANY(%s::uuid[]) AND state <> 'online' RETURNING device_id",
+                (pg_array(ids),),
+            )
+        ]
         if back:
             conn.execute(
                 "INSERT INTO device_status_history (device_id, state, reason)"
                 " SELECT unnest(%s::uuid[]), 'online', 'reading'",
-                ([r[0] for r in back],),
+                (back,),
             )
         conn.execute(
             "INSERT INTO device_status (device_id, state, since, last_seen)"
@@ -244,7 +306,7 @@ class PgStorage:
             " ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
             (pg_array(ids),),
         )
-        return [r[0] for r in back]  # type: ignore[misc]
+        return back
 
     def set_status(
         self, device_id: UUID, state: str, reason: str, not_before: datetime | None = None
@@ -275,21 +337,24 @@ class PgStorage:
 
     def mark_stale(self, stale_intervals: float) -> list[UUID]:
         """Meters silent for more than ``stale_intervals`` reading intervals go offline."""
-        with self.conn.transaction():
-            rows = self.conn.execute(
-                "UPDATE device_status s SET state = 'offline', since = now()"
-                " FROM devices d WHERE d.id = s.device_id AND s.state = 'online'"
-                " AND s.last_seen < now() - make_interval(secs => d.interval_s * %s)"
-                " RETURNING s.device_id",
-                (stale_intervals,),
-            ).fetchall()
-            ids = [r[0] for r in rows]
+        conn = self.conn
+        with conn.transaction():
+            ids = [
+                r[0]
+                for r in conn.cursor(row_factory=id_row).execute(
+                    "UPDATE device_status s SET state = 'offline', since = now()"
+                    " FROM devices d WHERE d.id = s.device_id AND s.state = 'online'"
+                    " AND s.last_seen < now() - make_interval(secs => d.interval_s * %s)"
+                    " RETURNING s.device_id",
+                    (stale_intervals,),
+                )
+            ]
             for device_id in ids:
-                self._touch.forget(device_id)  # type: ignore[arg-type]
+                self._touch.forget(device_id)
             if ids:
-                self.conn.execute(
+                conn.execute(
                     "INSERT INTO device_status_history (device_id, state, reason)"
                     " SELECT unnest(%s::uuid[]), 'offline', 'stale'",
                     (ids,),
                 )
-        return ids  # type: ignore[return-value]
+        return ids

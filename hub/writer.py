@@ -17,41 +17,65 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Protocol
 from uuid import UUID
 
 import psycopg
 
+from common.backoff import Backoff, BackoffPolicy
 from contract.codec import decode_device_event, decode_status
 from contract.reasons import DecodeError, reason_family, truncate_payload
-from contract.topics import DEVICE_EVENTS_TOPIC, parse_meter_topic
-from hub.alert_store import AlertEngine
-from hub.batch import DeadLetter, Message, PreparedBatch, meter_topic, prepare
+from hub.batch import DeadLetter, Message, MessageKind, PreparedBatch, meter_topic, prepare
 from hub.buffer import Intake
 from hub.metrics import HubMetrics
 from hub.registry import DeviceRegistry
+from hub.running import LiveTotal
 from hub.settings import HubSettings
-from hub.storage import BatchOutcome, PgStorage
+from hub.storage import BatchOutcome, Storage
 
 log = logging.getLogger("hub.writer")
+
+Ack = tuple[int, int]  # (mid, qos) of a message to acknowledge
+
+# While the database is unreachable: 0.1-0.2 s, doubling up to 5-10 s between attempts (the
+# jitter keeps a hub's writers, and replicas, from retrying in step).
+DB_RETRY = BackoffPolicy(initial_s=0.2, maximum_s=10.0, factor=2.0, jitter=0.5)
+# Connecting at start: 0.2 s doubling up to 5 s, no jitter (one attempt per writer).
+CONNECT_RETRY = BackoffPolicy(initial_s=0.2, maximum_s=5.0, factor=2.0, jitter=0.0)
+
+
+class WriterAlerts(Protocol):
+    """The alert operations a writer triggers (``hub.alert_store.StorageAlerts``)."""
+
+    def status_changed(self, device_ids: list[UUID], state: str) -> None: ...
+
+    def close_hours(self) -> None: ...
+
+    def at_commit(self, totals: Sequence[LiveTotal]) -> None: ...
 
 
 class BatchWriter:
     def __init__(
         self,
         settings: HubSettings,
-        storage: PgStorage,
+        storage: Storage,
         registry: DeviceRegistry,
         metrics: HubMetrics,
         intake: Intake,
         *,
-        alerts: AlertEngine | None = None,
+        alerts: WriterAlerts | None = None,
         on_commit: Callable[[], None] | None = None,
-        on_committed: Callable[[PreparedBatch, PgStorage], None] | None = None,
+        on_committed: Callable[[PreparedBatch, WriterAlerts | None], None] | None = None,
         housekeeping: bool = True,
+        db_retry: BackoffPolicy = DB_RETRY,
+        connect_retry: BackoffPolicy = CONNECT_RETRY,
+        rng: random.Random | None = None,
     ) -> None:
         """``housekeeping``: this writer also marks stale meters offline and closes alert
-        hours (one writer of a hub does). ``on_committed(prepared, storage)``: after a batch
-        that stored readings committed, on this thread (the hub's live totals and alerts)."""
+        hours (one writer of a hub does). ``on_committed(prepared, alerts)``: after a batch
+        that stored readings committed, on this thread (the hub's live totals and the alerts
+        decided from them). ``db_retry``/``connect_retry``: the back-off while the database is
+        unreachable."""
         self.settings = settings
         self.storage = storage
         self.registry = registry
@@ -62,12 +86,11 @@ class BatchWriter:
         self.on_commit = on_commit
         self.on_committed = on_committed
         self.housekeeping = housekeeping
+        self.db_retry = db_retry
+        self.connect_retry = connect_retry
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311 - jitter only
         self.db_ok = False
         self._next_stale_check = 0.0
-        self._acks: list[tuple[int, int]] = []  # the current batch's, sent on release
-
-    def ack(self, mid: int, qos: int) -> None:
-        self._acks.append((mid, qos))
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -78,14 +101,12 @@ class BatchWriter:
                 self.settings.batch_size, timeout=0.2, linger=self.settings.flush_interval_s
             )
             if batch:
-                self._acks = []
-                self._process(batch, stop)
-                self.intake.release(ticket, self._acks)
+                self.intake.release(ticket, self._process(batch, stop))
             if self.housekeeping:
                 self._maybe_check_stale()
 
     def _connect(self, stop: threading.Event) -> None:
-        delay = 0.2
+        backoff = Backoff(self.connect_retry, self._rng)
         while not stop.is_set():
             try:
                 self.registry.replace_all(self.storage.load_devices())
@@ -95,21 +116,30 @@ class BatchWriter:
                 return
             except psycopg.OperationalError as exc:
                 self._db_down(exc)
-                stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+                stop.wait(backoff.next_delay())
 
-    def _process(self, batch: list[Message], stop: threading.Event) -> None:
+    def _process(self, batch: list[Message], stop: threading.Event) -> list[Ack]:
+        """Handle a batch; returns the acknowledgements of what is done with (committed,
+        dead-lettered or ignored). What is left out (``stop`` while the database is down) the
+        broker redelivers to the next session."""
+        acks: list[Ack] = []
         readings: list[Message] = []
         for msg in batch:
-            if msg.topic == DEVICE_EVENTS_TOPIC:
-                self._device_event(msg)
-            elif msg.topic.endswith("/status"):
-                self._status(msg, stop)
-            else:
+            kind = msg.kind
+            if kind is MessageKind.READINGS:
                 readings.append(msg)
+            elif kind is MessageKind.STATUS:
+                if self._status(msg, stop):
+                    acks.append((msg.mid, msg.qos))
+            elif kind is MessageKind.DEVICE_EVENT:
+                self._device_event(msg)
+                acks.append((msg.mid, msg.qos))
+            else:  # a bug upstream, not bad input: classify() runs on every arrival
+                raise ValueError(f"an unclassified message on {msg.topic!r} reached a writer")
         if readings:
-            self._commit_resilient(readings, stop)
+            acks += [(msg.mid, msg.qos) for msg in self._commit_resilient(readings, stop)]
         self.metrics.backlog.dec(len(batch))
+        return acks
 
     # --- readings -----------------------------------------------------------------------------
 
@@ -138,8 +168,11 @@ class BatchWriter:
         self.registry.update(found)
         return prepared_now()
 
-    def _commit_resilient(self, messages: list[Message], stop: threading.Event) -> None:
-        delay = 0.1
+    def _commit_resilient(self, messages: list[Message], stop: threading.Event) -> list[Message]:
+        """Commit ``messages`` (isolating and dead-lettering what the database refuses);
+        returns those committed, in order: all of them unless ``stop`` came while the
+        database was down."""
+        backoff = Backoff(self.db_retry, self._rng)
         while True:
             started = time.perf_counter()
             try:
@@ -149,7 +182,7 @@ class BatchWriter:
                 # Two writers' batches touching the same meters' status rows: PostgreSQL rolled
                 # this one back whole; it goes again.
                 log.info("a batch met another writer's in a deadlock; retrying it")
-                stop.wait(random.uniform(0, 0.05))  # noqa: S311 - jitter, not crypto
+                stop.wait(self._rng.uniform(0, 0.05))
                 continue
             except psycopg.OperationalError as exc:
                 self._db_down(exc)
@@ -159,24 +192,21 @@ class BatchWriter:
                         "stopping with %d uncommitted messages (they will be redelivered)",
                         len(messages),
                     )
-                    return
-                stop.wait(delay + random.uniform(0, delay))  # noqa: S311 - jitter, not crypto
-                delay = min(delay * 2, 5.0)
+                    return []
+                stop.wait(backoff.next_delay())
                 continue
             except psycopg.errors.ForeignKeyViolation as exc:
                 # A device deleted since the registry saw it: ask the database which of the
                 # batch's devices exist; the deleted one's readings are then dead-lettered as
                 # unknown. If the registry was already right, the cause is another: isolate it.
                 if not self._refresh_registry(messages):
-                    self._isolate(messages, exc, stop)
-                    return
+                    return self._isolate(messages, exc, stop)
                 continue
             except psycopg.Error as exc:
                 self.storage.reset()
-                self._isolate(messages, exc, stop)
-                return
+                return self._isolate(messages, exc, stop)
             self._committed(messages, prepared, outcome, time.perf_counter() - started)
-            return
+            return messages
 
     def _refresh_registry(self, messages: Sequence[Message]) -> bool:
         """Forget the batch's devices that no longer exist; True if there were any."""
@@ -190,7 +220,9 @@ class BatchWriter:
         self.registry.forget(gone)
         return bool(gone)
 
-    def _isolate(self, messages: list[Message], exc: psycopg.Error, stop: threading.Event) -> None:
+    def _isolate(
+        self, messages: list[Message], exc: psycopg.Error, stop: threading.Event
+    ) -> list[Message]:
         if len(messages) == 1:
             msg = messages[0]
             log.error(
@@ -201,25 +233,27 @@ class BatchWriter:
             letter = DeadLetter(
                 msg.topic, None, "storage_error", str(exc)[:500], truncate_payload(msg.payload)
             )
-            self._commit_resilient_dead(msg, letter, stop)
-            return
+            return messages if self._commit_resilient_dead(msg, letter, stop) else []
         half = len(messages) // 2
-        self._commit_resilient(messages[:half], stop)
-        self._commit_resilient(messages[half:], stop)
+        first = self._commit_resilient(messages[:half], stop)
+        return first + self._commit_resilient(messages[half:], stop)
 
     def _commit_resilient_dead(
         self, msg: Message, letter: DeadLetter, stop: threading.Event
-    ) -> None:
+    ) -> bool:
+        """Commit ``msg``'s dead letter; False if ``stop`` came first."""
         prepared = PreparedBatch(dead=[letter])
+        backoff = Backoff(self.db_retry, self._rng)
         while not stop.is_set():
             try:
                 outcome = self.storage.commit_batch(prepared)
             except psycopg.Error as exc:
                 self._db_down(exc)
-                stop.wait(1.0)
+                stop.wait(backoff.next_delay())
                 continue
             self._committed([msg], prepared, outcome, 0.0)
-            return
+            return True
+        return False
 
     def _committed(
         self,
@@ -229,7 +263,6 @@ class BatchWriter:
         seconds: float,
     ) -> None:
         now = time.monotonic()
-        self._acks += [(msg.mid, msg.qos) for msg in messages]
         self.metrics.lag_seconds.observe_many([now - msg.received for msg in messages])
         m = self.metrics
         m.messages.inc(len(messages))
@@ -248,7 +281,7 @@ class BatchWriter:
         self.db_ok = True
         m.db_ok.set(1)
         if outcome.stored and self.on_committed is not None:
-            self.on_committed(prepared, self.storage)
+            self.on_committed(prepared, self.alerts)
         if outcome.stored and self.on_commit is not None:
             self.on_commit()  # new readings are marked: wake the rollup
 
@@ -265,19 +298,19 @@ class BatchWriter:
 
     # --- status and device events ---------------------------------------------------------------
 
-    def _status(self, msg: Message, stop: threading.Event) -> None:
-        parsed = parse_meter_topic(msg.topic)
+    def _status(self, msg: Message, stop: threading.Event) -> bool:
+        """Record a meter's status; True when done with (to acknowledge), False if ``stop``
+        came while the database was down."""
+        parsed = meter_topic(msg.topic)
         if parsed is None or not msg.payload:  # an empty retained payload clears the status
-            self.ack(msg.mid, msg.qos)
-            return
+            return True
         try:
             state, ts = decode_status(msg.payload)
         except DecodeError as exc:
             letter = DeadLetter(
                 msg.topic, parsed[0], exc.reason, exc.message, truncate_payload(msg.payload)
             )
-            self._commit_resilient_dead(msg, letter, stop)
-            return
+            return self._commit_resilient_dead(msg, letter, stop)
         reason = "birth" if state == "online" else "will"
         # A status replayed on (re)subscribe may be older than what the hub has recorded since
         # (a silent meter marked offline by staleness still has "online" retained): it counts
@@ -286,28 +319,27 @@ class BatchWriter:
         not_before = None
         if msg.retain:
             if ts is None:
-                self.ack(msg.mid, msg.qos)
-                return
+                return True
             not_before = ts
+        backoff = Backoff(self.db_retry, self._rng)
         while not stop.is_set():
             try:
                 changed = self.storage.set_status(parsed[0], state, reason, not_before)
                 break
             except psycopg.Error as exc:
                 self._db_down(exc)
-                stop.wait(1.0)
+                stop.wait(backoff.next_delay())
         else:
-            return
-        self.ack(msg.mid, msg.qos)
+            return False
         if changed:
             self._status_alerts([parsed[0]], state)
+        return True
 
     def _device_event(self, msg: Message) -> None:
         try:
             self.registry.apply(decode_device_event(msg.payload))
         except DecodeError as exc:
             log.warning("ignoring a malformed device event: %s", exc.message)
-        self.ack(msg.mid, msg.qos)
 
     def _maybe_check_stale(self) -> None:
         now = time.monotonic()
@@ -322,7 +354,7 @@ class BatchWriter:
         self._status_alerts(stale, "offline")
         if self.alerts is not None:
             try:
-                self.alerts.close_hours(self.storage.conn)
+                self.alerts.close_hours()
             except psycopg.Error as exc:
                 self._db_down(exc)
 
@@ -330,7 +362,7 @@ class BatchWriter:
         if self.alerts is None or not device_ids:
             return
         try:
-            self.alerts.status_changed(self.storage.conn, device_ids, state)
+            self.alerts.status_changed(device_ids, state)
         except psycopg.Error as exc:
             # The status itself is recorded; only its alert is lost: say so, do not stop.
             log.error("could not record %s alerts for %d devices: %s", state, len(device_ids), exc)
