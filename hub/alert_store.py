@@ -22,9 +22,9 @@ from contract.codec import encode_alert_event
 from contract.enums import AlertEventKind
 from contract.payloads import AlertEvent
 from contract.topics import alerts_topic
-from hub.alerts import at_commit, evaluate
+from hub.alerts import Decision, at_commit, evaluate
 from hub.metrics import HubMetrics
-from hub.registry import DeviceRegistry
+from hub.registry import DeviceInfo, DeviceRegistry
 from hub.rollup_store import RollupOutcome
 from hub.running import LiveTotal
 from hub.storage import PgStorage, pg_array
@@ -103,6 +103,20 @@ def _event(event: AlertEventKind, row: tuple[Any, ...]) -> AlertEvent:
     return AlertEvent(event=event, **dict(zip(_NAMES, row, strict=True)))
 
 
+def _raise_row(device_id: UUID, info: DeviceInfo, d: Decision) -> tuple[Any, ...]:
+    """One row of RAISE's arrays, in its column order."""
+    return (
+        device_id,
+        info.owner_id,
+        d.kind,
+        d.hour,
+        info.max_hourly_kwh,
+        d.value_kwh,
+        d.projected_kwh,
+        d.late,
+    )
+
+
 class AlertEngine:
     def __init__(
         self,
@@ -138,18 +152,7 @@ class AlertEngine:
                     self._decided_at_commit(rw.device_id, d.hour, "hourly_limit", False)
                     continue
                 self._decided_at_commit(rw.device_id, d.hour, d.kind, True)
-                raised.append(
-                    (
-                        rw.device_id,
-                        info.owner_id,
-                        d.kind,
-                        d.hour,
-                        info.max_hourly_kwh,
-                        d.value_kwh,
-                        d.projected_kwh,
-                        d.late,
-                    )
-                )
+                raised.append(_raise_row(rw.device_id, info, d))
                 if d.late:
                     final.append((rw.device_id, d.hour, d.value_kwh))
         if raised:
@@ -223,18 +226,7 @@ class AlertEngine:
                 if memo is None or memo[0] != d.hour:
                     memo = self._memo[total.device_id] = (d.hour, set())
                 memo[1].add(d.kind)
-                raised.append(
-                    (
-                        total.device_id,
-                        info.owner_id,
-                        d.kind,
-                        d.hour,
-                        info.max_hourly_kwh,
-                        d.value_kwh,
-                        d.projected_kwh,
-                        False,
-                    )
-                )
+                raised.append(_raise_row(total.device_id, info, d))
         if not raised:
             return
         with conn.transaction():

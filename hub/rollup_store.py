@@ -31,7 +31,7 @@ from hub.batch import DeadLetter
 from hub.energy import MeterReading
 from hub.registry import DeviceInfo
 from hub.rollup import NeedLongerHistory, Rewrite, cumulative_rewrite, interval_rewrite
-from hub.storage import pg_array
+from hub.storage import pg_array, write_dead_letters
 
 Conn = psycopg.Connection[tuple[object, ...]]
 
@@ -173,12 +173,7 @@ def rollup_pending(
                 out.rewrites.append(rw)
         _write(conn, out.rewrites)
         out.dead += _implausible_letters(conn, out.rewrites, devices, max_power_w)
-        if out.dead:
-            with conn.cursor().copy(
-                "COPY dead_letters (topic, device_id, reason, detail, payload) FROM STDIN"
-            ) as copy:
-                for d in out.dead:
-                    copy.write_row((d.topic, d.device_id, d.reason, d.detail, d.payload))
+        write_dead_letters(conn, out.dead)
         if after_rollup is not None:
             after_rollup(conn, out)
     return out

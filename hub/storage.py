@@ -68,6 +68,17 @@ def pg_array(values: Iterable[object]) -> str:
     return "{" + ",".join([_quoted(v) for v in values]) + "}"
 
 
+def write_dead_letters(conn: psycopg.Connection[Any], letters: Sequence[DeadLetter]) -> None:
+    """Dead letters into their table, in the caller's transaction (ingest's and the rollup's)."""
+    if not letters:
+        return
+    with conn.cursor().copy(
+        "COPY dead_letters (topic, device_id, reason, detail, payload) FROM STDIN"
+    ) as copy:
+        for d in letters:
+            copy.write_row((d.topic, d.device_id, d.reason, d.detail, d.payload))
+
+
 @functools.lru_cache(maxsize=100_000)
 def _uuid_text(value: UUID) -> str:
     return f'"{value}"'  # formatting a UUID is slow; a fleet's ids repeat all day
@@ -240,12 +251,7 @@ class PgStorage:
                 touched = self._touch.due({r.device_id for r in batch.readings})
                 if touched:
                     out.back_online = self._touch_status(conn, touched)
-            if out.dead:
-                with conn.cursor().copy(
-                    "COPY dead_letters (topic, device_id, reason, detail, payload) FROM STDIN"
-                ) as copy:
-                    for d in out.dead:
-                        copy.write_row((d.topic, d.device_id, d.reason, d.detail, d.payload))
+            write_dead_letters(conn, out.dead)
         if touched:  # committed: their last_seen is now
             self._touch.done(touched)
         return out

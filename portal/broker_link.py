@@ -13,16 +13,16 @@ import contextlib
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 
 import aiomqtt
 
-from common.backoff import Backoff
 from contract.codec import encode_device_event
 from contract.payloads import DeviceEvent
 from contract.topics import DEVICE_EVENTS_TOPIC
 from portal.broker_admin import BrokerAdmin, BrokerAdminError
 from portal.errors import ServiceUnavailable
-from portal.reconnect import RECONNECT, refused
+from portal.reconnect import keep_connected
 from portal.settings import PortalSettings
 
 log = logging.getLogger("portal.broker")
@@ -41,8 +41,7 @@ class BrokerLink:
         self._where = f"{settings.mqtt_host}:{settings.mqtt_port}"
 
     async def run(self) -> None:
-        backoff, reported = Backoff(RECONNECT), False
-        while True:
+        async def session(up: Callable[[], None]) -> None:
             admin = BrokerAdmin(
                 self._settings.mqtt_host,
                 self._settings.mqtt_port,
@@ -50,34 +49,30 @@ class BrokerLink:
                 self._settings.mqtt_password,
                 timeout=self._settings.broker_timeout_s,
             )
-            try:
-                async with admin:
-                    self._admin = admin
-                    self._connected.set()
-                    log.info("connected to the broker at %s", self._where)
-                    backoff.reset()
-                    reported = False
-                    await self._flush_backlog(admin)
-                    await admin.wait_closed()
-            except (aiomqtt.MqttError, BrokerAdminError, OSError) as exc:
-                if isinstance(exc, aiomqtt.MqttError) and refused(exc):
-                    self._fatal = f"the broker at {self._where} refused the portal's credentials"
-                    log.error("%s (%s) — fix PORTAL_MQTT_USERNAME/PASSWORD", self._fatal, exc)
-                    return
-                # One line per state change, not one per retry.
-                log.log(
-                    logging.DEBUG if reported else logging.WARNING,
-                    "broker at %s unavailable (%s); retrying in the background",
-                    self._where,
-                    exc,
-                )
-                reported = True
-            except Exception:  # a supervisor must outlive surprises; say what happened
-                log.exception("broker connection failed unexpectedly; reconnecting")
-            finally:
-                self._admin = None
-                self._connected.clear()
-            await asyncio.sleep(backoff.next_delay())
+            async with admin:
+                self._admin = admin
+                self._connected.set()
+                log.info("connected to the broker at %s", self._where)
+                up()
+                await self._flush_backlog(admin)
+                await admin.wait_closed()
+
+        def on_refused(exc: aiomqtt.MqttError) -> None:
+            self._fatal = f"the broker at {self._where} refused the portal's credentials"
+            log.error("%s (%s) — fix PORTAL_MQTT_USERNAME/PASSWORD", self._fatal, exc)
+
+        def after() -> None:
+            self._admin = None
+            self._connected.clear()
+
+        await keep_connected(
+            session,
+            log=log,
+            lost=f"broker at {self._where} unavailable (%s); retrying in the background",
+            errors=(aiomqtt.MqttError, BrokerAdminError, OSError),
+            on_refused=on_refused,
+            after=after,
+        )
 
     async def admin(self) -> BrokerAdmin:
         """The connected admin client, or ServiceUnavailable with what to do about it."""

@@ -20,9 +20,8 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
 
-from common.backoff import Backoff
 from portal.errors import ServiceUnavailable
-from portal.reconnect import RECONNECT, refused
+from portal.reconnect import keep_connected
 from portal.settings import PortalSettings, events_username
 
 log = logging.getLogger("portal.realtime")
@@ -49,11 +48,11 @@ class EventLink:
         self._where = f"{settings.mqtt_host}:{settings.mqtt_port}"
 
     async def run(self) -> None:
-        backoff, reported = Backoff(RECONNECT), False
-        while True:
-            # An account of its own (the admin connection holds the portal's), pinned by the
-            # broker to the client id of the same name.
-            username = events_username(self._settings.mqtt_username)
+        # An account of its own (the admin connection holds the portal's), pinned by the
+        # broker to the client id of the same name.
+        username = events_username(self._settings.mqtt_username)
+
+        async def session(up: Callable[[], None]) -> None:
             client = aiomqtt.Client(
                 hostname=self._settings.mqtt_host,
                 port=self._settings.mqtt_port,
@@ -62,39 +61,36 @@ class EventLink:
                 identifier=username,
                 keepalive=30,
             )
-            try:
-                async with client:
-                    await client.subscribe([(topic, 1) for topic in self._topics])
-                    self._client = client
-                    self.subscribed.set()
-                    log.info("subscribed to portal events at %s", self._where)
-                    backoff.reset()
-                    reported = False
-                    async for message in client.messages:
-                        # A retained message replayed on subscribe is old state, not an event.
-                        if not message.retain:
-                            await self._on_message(str(message.topic), _payload(message.payload))
-            except aiomqtt.MqttError as exc:
-                if refused(exc):
-                    self.fatal = (
-                        f"the broker at {self._where} refused the portal's credentials"
-                        f" (account {username!r}, client id {username!r})"
-                    )
-                    log.error("%s (%s): no live events", self.fatal, exc)
-                    return
-                log.log(
-                    logging.DEBUG if reported else logging.WARNING,
-                    "event subscription at %s lost (%s); reconnecting",
-                    self._where,
-                    exc,
-                )
-                reported = True
-            except Exception:  # a supervisor must outlive surprises; say what happened
-                log.exception("event subscription failed unexpectedly; reconnecting")
-            finally:
-                self._client = None
-                self.subscribed.clear()
-            await asyncio.sleep(backoff.next_delay())
+            async with client:
+                await client.subscribe([(topic, 1) for topic in self._topics])
+                self._client = client
+                self.subscribed.set()
+                log.info("subscribed to portal events at %s", self._where)
+                up()
+                async for message in client.messages:
+                    # A retained message replayed on subscribe is old state, not an event.
+                    if not message.retain:
+                        await self._on_message(str(message.topic), _payload(message.payload))
+
+        def on_refused(exc: aiomqtt.MqttError) -> None:
+            self.fatal = (
+                f"the broker at {self._where} refused the portal's credentials"
+                f" (account {username!r}, client id {username!r})"
+            )
+            log.error("%s (%s): no live events", self.fatal, exc)
+
+        def after() -> None:
+            self._client = None
+            self.subscribed.clear()
+
+        await keep_connected(
+            session,
+            log=log,
+            lost=f"event subscription at {self._where} lost (%s); reconnecting",
+            errors=(aiomqtt.MqttError,),
+            on_refused=on_refused,
+            after=after,
+        )
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
         """Publish on the event connection; waits briefly for a reconnect, else 503."""
