@@ -88,6 +88,10 @@ class RunningTotals:
         self._devices = devices
         self._max_power_w = max_power_w
         self._states: dict[UUID, _State] = {}
+        # What the last total published for each device showed: a state made dirty by an
+        # older reading publishes nothing then, so the rollup's result is compared with this,
+        # not with the state (whose total then stays unknown).
+        self._published: dict[UUID, tuple[object, ...]] = {}
         self._lock = threading.Lock()
 
     def committed(self, readings: Iterable[Reading]) -> list[LiveTotal]:
@@ -102,7 +106,11 @@ class RunningTotals:
                     states[r.device_id] = changed[r.device_id] = _unknown(r)
                 elif self._step(state, r):
                     changed[r.device_id] = state
-            return [state.total(device_id) for device_id, state in changed.items()]
+            return [self._publish(state.total(device_id)) for device_id, state in changed.items()]
+
+    def _publish(self, total: LiveTotal) -> LiveTotal:
+        self._published[total.device_id] = _shown(total)
+        return total
 
     def _step(self, state: _State, r: Reading) -> bool:
         """Book ``r`` into ``state``; True if it is the device's newest reading."""
@@ -189,14 +197,16 @@ class RunningTotals:
                     ref_energy=ref.energy_kwh if ref else 0.0,
                 )
                 self._states[rw.device_id] = fresh
-                if state is None or _shown(state) != _shown(fresh):
-                    out.append(fresh.total(rw.device_id))
+                total = fresh.total(rw.device_id)
+                if self._published.get(rw.device_id) != _shown(total):
+                    out.append(self._publish(total))
         return out
 
     def forget(self, device_ids: Iterable[UUID]) -> None:
         with self._lock:
             for device_id in device_ids:
                 self._states.pop(device_id, None)
+                self._published.pop(device_id, None)
 
 
 def _follows(last: Reading, r: Reading, interval_s: float) -> bool:
@@ -206,6 +216,6 @@ def _follows(last: Reading, r: Reading, interval_s: float) -> bool:
     return (r.ts - last.ts).total_seconds() <= CONTIGUOUS_INTERVALS * interval_s
 
 
-def _shown(state: _State) -> tuple[object, ...]:
-    """What a live event shows of a state."""
-    return (state.last.ts, state.known, state.hour, state.hour_kwh, state.quality)
+def _shown(total: LiveTotal) -> tuple[object, ...]:
+    """What a live event shows of a total."""
+    return (total.reading.ts, total.hour, total.hour_kwh, total.quality)

@@ -211,3 +211,21 @@ def test_interval_meters_sum_their_readings_by_hour_whatever_the_delivery(
     published, stored, _ = deliver(info, batches, rolls)
     assert_last_total_is_stored(published, stored)
     assert hour_floor(published[-1].reading.ts) == published[-1].hour
+
+
+def test_a_total_shown_before_late_readings_is_corrected_when_the_rollup_quarantines_it() -> None:
+    """Found by the property above: the newest reading alone is seeded as its hour's 0 kWh;
+    older readings then arrive (the state goes dirty, nothing newer to publish), and the
+    rollup over all of them quarantines the newest (50 kWh in an hour on a 10 kW meter). The
+    0 kWh shown must be withdrawn: the last total is unknown, as the stored hours say."""
+    info = device(rated=10_000.0)
+
+    def at(h: int, s: int, kwh: float, seq: int) -> Reading:
+        return Reading(DEVICE, T0 + timedelta(hours=h, seconds=s), kwh, seq, None, "v1")
+
+    newest = at(1, 13, 50.0, 14)
+    older = [at(0, s, 0.0, s) for s in range(14)]
+    published, stored, _running = deliver(info, [[newest], [*older, newest]], [True, False])
+    assert [(p.hour_kwh, p.clean) for p in published] == [(None, False), (0.0, True), (None, False)]
+    assert newest.ts.replace(minute=0, second=0) not in stored
+    assert_last_total_is_stored(published, stored)
