@@ -32,16 +32,29 @@ from contract.fields import (
     required,
     uuid_field,
 )
-from contract.payloads import AlertEvent, ConfigCmd, DeviceEvent, LiveEvent, ResendCmd
+from contract.payloads import (
+    AlertEvent,
+    ChatEvent,
+    ConfigCmd,
+    DeviceEvent,
+    LiveEvent,
+    ResendCmd,
+    Status,
+)
 from contract.reasons import Buffer, DecodeError
+from contract.topics import chat_topic
 
 __all__ = [
+    "MAX_CHAT_EVENT_BYTES",
+    "chat_event_topic",
     "decode_alert_event",
+    "decode_chat_event",
     "decode_cmd",
     "decode_device_event",
     "decode_live_event",
     "decode_status",
     "encode_alert_event",
+    "encode_chat_event",
     "encode_cmd_config",
     "encode_cmd_resend",
     "encode_device_event",
@@ -68,8 +81,8 @@ def encode_status(state: StatusState, ts: datetime | None) -> bytes:
     return _encode(obj)
 
 
-def decode_status(payload: Buffer) -> tuple[StatusState, datetime | None]:
-    """-> ``(state, ts)``; ``ts`` is ``None`` when absent or null.
+def decode_status(payload: Buffer) -> Status:
+    """-> ``Status(state, ts)``; ``ts`` is ``None`` when absent or null.
 
     An empty payload (a cleared retained message) raises with reason ``empty_payload``.
     """
@@ -83,7 +96,7 @@ def decode_status(payload: Buffer) -> tuple[StatusState, datetime | None]:
     if state is None:
         raise DecodeError("bad_value:state", f"unknown state {raw!r}")
     raw_ts = obj.get("ts")
-    return state, None if raw_ts is None else parse_ts(raw_ts, "ts")
+    return Status(state, None if raw_ts is None else parse_ts(raw_ts, "ts"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,3 +237,34 @@ def decode_live_event(payload: Buffer) -> LiveEvent:
         return _decode_live_event(payload)
     except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
         raise DecodeError("bad_live_event", str(exc)[:200]) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Chat events (portal -> portals)
+# --------------------------------------------------------------------------------------------
+
+MAX_CHAT_EVENT_BYTES: Final = 64 * 1024
+_chat_decoder: Final = msgspec.json.Decoder(ChatEvent)
+
+
+def chat_event_topic(event: ChatEvent) -> str:
+    return chat_topic(event.conversation_id)
+
+
+def encode_chat_event(event: ChatEvent) -> bytes:
+    return _encode(event)
+
+
+def decode_chat_event(topic: str, payload: Buffer) -> ChatEvent:
+    """The event, or ValueError: malformed, too large, or not about the topic's conversation."""
+    if len(payload) > MAX_CHAT_EVENT_BYTES:
+        raise ValueError(
+            f"chat event of {len(payload)} bytes is larger than {MAX_CHAT_EVENT_BYTES}"
+        )
+    try:
+        event: ChatEvent = _chat_decoder.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"malformed chat event: {exc}") from None
+    if topic != chat_event_topic(event):
+        raise ValueError(f"chat event for {event.conversation_id} arrived on {topic}")
+    return event

@@ -66,6 +66,10 @@ hub's rollup ranks them with its own ``hub.energy.Quality`` (tests/unit/test_con
 its values these)."""
 QUALITIES: Final[tuple[Quality, ...]] = get_args(Quality)
 
+# A portal user's role; chat events name the sender's and the reader's.
+Role: TypeAlias = Literal["admin", "client"]
+ROLES: Final[tuple[Role, ...]] = get_args(Role)
+
 ReadingSource: TypeAlias = Literal["v1", "classic"]
 """Which payload shape a reading came in."""
 MeterTopicKind: TypeAlias = Literal["readings", "status", "cmd"]

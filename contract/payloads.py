@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple, TypeAlias
 from uuid import UUID
 
 import msgspec
@@ -19,16 +20,25 @@ from contract.enums import (
     DeviceAction,
     MeterKind,
     ReadingSource,
+    Role,
+    StatusState,
 )
 
 __all__ = [
     "AlertEvent",
     "AlertFacts",
+    "AlertRef",
+    "ChatEvent",
+    "ChatMessage",
     "ConfigCmd",
     "DeviceEvent",
     "LiveEvent",
+    "MessageEvent",
+    "ReadEvent",
     "Reading",
     "ResendCmd",
+    "Status",
+    "TypingEvent",
 ]
 
 
@@ -119,3 +129,65 @@ class AlertEvent(AlertFacts, kw_only=True):
     commit)."""
 
     event: AlertEventKind
+
+
+class Status(NamedTuple):
+    """Payload of ems/v1/meters/{device_id}/status (retained): the meter's birth or last will.
+    ``ts`` is None when the meter sent none (a last will set long before it fires)."""
+
+    state: StatusState
+    ts: datetime | None
+
+
+# --- chat: ems/v1/events/chat/{conversation_id} (portal -> portals) ---------------------------
+
+
+class AlertRef(msgspec.Struct, kw_only=True):
+    """What a chat message that refers to an alert shows about it."""
+
+    id: UUID
+    kind: str
+    device_id: UUID
+    device_name: str
+    hour: datetime | None
+    raised_at: datetime
+
+
+class ChatMessage(msgspec.Struct, kw_only=True):
+    """A chat message as the portal's API and its chat events carry it."""
+
+    id: int
+    conversation_id: UUID
+    sender_id: UUID | None
+    sender_role: Role
+    sender_name: str | None
+    body: str
+    alert_id: UUID | None
+    alert: AlertRef | None = None
+    created_at: datetime
+    read_at: datetime | None = None  # when the other side read it
+
+
+class _ChatEvent(msgspec.Struct, kw_only=True, tag_field="kind"):
+    conversation_id: UUID
+    client_id: UUID
+
+
+class MessageEvent(_ChatEvent, tag="message"):
+    message: ChatMessage
+
+
+class TypingEvent(_ChatEvent, tag="typing"):
+    sender_id: UUID
+    sender_role: Role
+    typing: bool
+
+
+class ReadEvent(_ChatEvent, tag="read"):
+    reader_id: UUID
+    reader_role: Role
+    up_to: int
+    read_at: datetime
+
+
+ChatEvent: TypeAlias = MessageEvent | TypingEvent | ReadEvent

@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from contract.enums import Role
 from portal.auth.tokens import TokenClaims
 from portal.validation import (
     Email,
@@ -20,8 +21,6 @@ from portal.validation import (
     check_text,
     check_time_zone,
 )
-
-Role = Literal["admin", "client"]
 
 
 class CurrentUser(msgspec.Struct, frozen=True, kw_only=True):

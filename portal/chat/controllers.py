@@ -10,6 +10,7 @@ from litestar import Controller, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from contract.payloads import ChatMessage
 from portal.chat.providers import chat_dependencies
 from portal.chat.schemas import (
     DEFAULT_PAGE,
@@ -17,7 +18,6 @@ from portal.chat.schemas import (
     MAX_PAGE,
     ConversationOut,
     MessageCreate,
-    MessageOut,
     MessagePage,
     ReadReceipt,
     ReadRequest,
@@ -78,7 +78,7 @@ class ChatController(Controller):
     )
     async def send(
         self, chat: Chat, conversation_id: FromPath[uuid.UUID], data: JSONBody[MessageCreate]
-    ) -> MessageOut:
+    ) -> ChatMessage:
         return await chat.post(conversation_id, data)
 
     @post(

@@ -11,9 +11,9 @@ from litestar import Controller, Request, get
 from litestar.di import NamedDependency
 from litestar.response import Redirect, Template
 
+from contract.payloads import AlertRef
 from portal.auth.guards import current_user, requires_admin
 from portal.chat.providers import chat_dependencies
-from portal.chat.schemas import AlertRef
 from portal.chat.services import ChatService
 from portal.errors import BadRequest, NotFound, Unprocessable
 from portal.pagekit import PAGE, render, see_other

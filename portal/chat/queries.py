@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contract.enums import Role
+from contract.payloads import AlertRef, ChatMessage
 from portal.alerts.tables import alerts, visible_to
-from portal.auth.schemas import Role
-from portal.chat.schemas import AlertRef, ConversationOut, MessageOut
+from portal.chat.schemas import ConversationOut
 from portal.chat.tables import conversations, messages
 from portal.devices.tables import devices
 from portal.users.tables import users
@@ -99,7 +100,7 @@ def message_query() -> Select[Any]:
     )
 
 
-def to_message(row: Any) -> MessageOut:
+def to_message(row: Any) -> ChatMessage:
     alert = None
     if row.alert_id is not None and row.alert_kind is not None:
         alert = AlertRef(
@@ -110,7 +111,7 @@ def to_message(row: Any) -> MessageOut:
             hour=row.alert_hour,
             raised_at=row.alert_raised_at,
         )
-    return MessageOut(
+    return ChatMessage(
         id=row.id,
         conversation_id=row.conversation_id,
         sender_id=row.sender_id,

@@ -17,16 +17,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from contract.codec import chat_event_topic, decode_chat_event, encode_chat_event
+from contract.enums import Role
+from contract.payloads import ChatEvent, TypingEvent
 from contract.topics import CHAT_PREFIX
-from portal.auth.schemas import Role
-from portal.chat.events import (
-    ChatEvent,
-    TypingEvent,
-    decode_event,
-    encode_event,
-    event_topic,
-    for_browser,
-)
+from portal.chat.events import for_browser
 from portal.chat.queries import client_of
 from portal.chat.ratelimit import SlidingWindowLimit
 from portal.errors import ServiceUnavailable
@@ -52,11 +47,11 @@ class ChatRelay:
 
     async def publish(self, event: ChatEvent) -> None:
         """To every replica (this one included), which deliver it to their sockets."""
-        await self.realtime.publish(event_topic(event), encode_event(event), qos=1)
+        await self.realtime.publish(chat_event_topic(event), encode_chat_event(event), qos=1)
 
     async def _deliver(self, topic: str, payload: bytes) -> None:
         try:
-            event = decode_event(topic, payload)
+            event = decode_chat_event(topic, payload)
         except ValueError as exc:
             log.warning("ignoring a chat event on %s: %s", topic[:120], str(exc)[:200])
             return

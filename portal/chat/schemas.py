@@ -8,7 +8,8 @@ from typing import Annotated
 
 import msgspec
 
-from portal.auth.schemas import Role
+from contract.enums import Role
+from contract.payloads import ChatMessage
 from portal.validation import VISIBLE_TEXT_PATTERN, check_text, documented
 
 MAX_BODY = 4000  # the database's CHECK (length(body) BETWEEN 1 AND 4000)
@@ -30,35 +31,11 @@ MAX_MESSAGE_ID = 2**53 - 1
 MessageId = Annotated[int, msgspec.Meta(ge=1, le=MAX_MESSAGE_ID)]
 
 
-class AlertRef(msgspec.Struct, kw_only=True):
-    """What a message that refers to an alert shows about it."""
-
-    id: uuid.UUID
-    kind: str
-    device_id: uuid.UUID
-    device_name: str
-    hour: datetime | None
-    raised_at: datetime
-
-
-class MessageOut(msgspec.Struct, kw_only=True):
-    id: int
-    conversation_id: uuid.UUID
-    sender_id: uuid.UUID | None
-    sender_role: Role
-    sender_name: str | None
-    body: str
-    alert_id: uuid.UUID | None
-    alert: AlertRef | None = None
-    created_at: datetime
-    read_at: datetime | None = None  # when the other side read it
-
-
 class MessagePage(msgspec.Struct, kw_only=True):
     """Oldest first within the page; ``has_more``: older messages exist (ask ``before`` the
     first id of this page)."""
 
-    messages: list[MessageOut]
+    messages: list[ChatMessage]
     has_more: bool
 
 

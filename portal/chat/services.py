@@ -16,8 +16,8 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from contract.payloads import AlertRef, ChatEvent, ChatMessage, MessageEvent, ReadEvent
 from portal.auth.schemas import CurrentUser
-from portal.chat.events import ChatEvent, MessageEvent, ReadEvent
 from portal.chat.queries import (
     alert_query,
     client_of,
@@ -32,10 +32,8 @@ from portal.chat.queries import (
 from portal.chat.ratelimit import SlidingWindowLimit
 from portal.chat.schemas import (
     DEFAULT_PAGE,
-    AlertRef,
     ConversationOut,
     MessageCreate,
-    MessageOut,
     MessagePage,
     ReadReceipt,
 )
@@ -108,7 +106,7 @@ class ChatService:
         page = [to_message(row) for row in reversed(rows[:limit])]
         return MessagePage(messages=page, has_more=len(rows) > limit)
 
-    async def post(self, conversation_id: uuid.UUID, data: MessageCreate) -> MessageOut:
+    async def post(self, conversation_id: uuid.UUID, data: MessageCreate) -> ChatMessage:
         self.message_limit.hit(self.actor.id)
         client_id = await self._client_of(conversation_id)
         if data.alert_id is not None:

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import msgspec
 
-from portal.auth.schemas import Role
+from contract.enums import Role
 from portal.validation import (
     Email,
     Name,

@@ -14,6 +14,7 @@ from contract.enums import (
     HOURLY_ALERT_KINDS,
     METER_KINDS,
     QUALITIES,
+    ROLES,
     STATUS_STATES,
 )
 
@@ -51,6 +52,8 @@ def check_values(
         ("devices", ("meter_kind",), METER_KINDS),
         ("device_status_history", ("state",), STATUS_STATES),
         ("hourly_energy", ("quality",), QUALITIES),
+        ("users", ("role",), ROLES),
+        ("messages", ("sender_role",), ROLES),
     ],
 )
 def test_the_schema_checks_the_values_of_the_contract_enumerations(

@@ -104,6 +104,7 @@ def literal_values(annotation: object) -> set[str]:
         ("Live events", payloads.LiveEvent),
         ("Alert events", payloads.AlertEvent),
         ("Device events", payloads.DeviceEvent),
+        ("Chat messages", payloads.ChatMessage),
     ],
 )
 def test_each_event_table_lists_its_structs_fields_and_values(title: str, struct: type) -> None:
@@ -117,11 +118,34 @@ def test_each_event_table_lists_its_structs_fields_and_values(title: str, struct
         assert literal_values(annotation) <= documented, (name, row.group(1))
 
 
+def test_the_chat_event_table_lists_every_kinds_fields() -> None:
+    text = subsection(section("EMS's own events"), "Chat events")
+    kinds = (payloads.MessageEvent, payloads.TypingEvent, payloads.ReadEvent)
+    fields: dict[str, object] = {}
+    for struct in kinds:
+        fields |= fields_of(struct)
+    assert set(first_column(text)) == {"kind", *fields}
+    tags = {msgspec.inspect.type_info(k).tag for k in kinds}
+    row = re.search(r"^\| `kind` \|(.*)$", text, re.M)
+    assert row is not None and tags == set(re.findall(r"`([a-z_]+)`", row.group(1)))
+    for name in ("sender_role", "reader_role"):
+        row = re.search(rf"^\| `{name}` \|(.*)$", text, re.M)
+        assert row is not None
+        assert literal_values(fields[name]) <= set(re.findall(r"`([a-z_]+)`", row.group(1)))
+    alert_row = re.search(
+        r"^\| `alert` \|(.*)$", subsection(section("EMS's own events"), "Chat messages"), re.M
+    )
+    assert alert_row is not None
+    assert set(fields_of(payloads.AlertRef)) <= set(re.findall(r"`([a-z_]+)`", alert_row.group(1)))
+
+
 def test_the_commands_and_status_are_documented_with_their_fields() -> None:
     for struct in (payloads.ResendCmd, payloads.ConfigCmd):
         for name in fields_of(struct):
             assert f'"{name}"' in section("Commands"), name
     assert '{"state": "online", "ts": "…"}' in section("Status")
+    for name in payloads.Status._fields:
+        assert f'"{name}"' in section("Status"), name
 
 
 def test_the_documented_reading_fields_are_the_fields_the_hub_decodes() -> None:
