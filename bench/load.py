@@ -226,19 +226,27 @@ class BackgroundStream:
         self._proc.stdin.flush()
 
     def stop(self, timeout: float = 60) -> dict[str, float]:
+        """End the stream (the process flushes what it sent to the broker); its summary."""
         assert self._proc is not None and self._proc.stdin is not None
         self._proc.stdin.close()
         line = self._readline(timeout)
         self._proc.wait(timeout)
+        self.kill()  # closes the pipes
         if self._proc.returncode != 0 or not line:
             raise RuntimeError(f"the background stream failed (exit {self._proc.returncode})")
         summary: dict[str, float] = json.loads(line)
         return summary
 
     def kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
+        """Stop the process if it still runs, and close its pipes (idempotent)."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait()
+        for pipe in (self._proc.stdin, self._proc.stdout):
+            if pipe is not None:
+                pipe.close()
 
     def _readline(self, timeout: float) -> str:
         """A line from the process, or "" if none came within ``timeout`` (a hung publisher
