@@ -46,6 +46,12 @@ class LivePortal:
         self.log_file = log_file
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def pid(self) -> int:
+        """The portal process's id (benchmarks measure its CPU time)."""
+        assert self._proc is not None, "the portal is not running"
+        return self._proc.pid
+
     def _healthy(self) -> bool:
         if self._proc is not None and self._proc.poll() is not None:
             raise AssertionError(f"the portal exited; its log:\n{self.log_file.read_text()}")
