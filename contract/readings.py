@@ -325,14 +325,25 @@ class _V1Out(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     power_w: float | None = None
 
 
+_last_ts: tuple[datetime, str] = (EPOCH, format_ts(EPOCH))
+
+
 def _ts_text(ts: datetime) -> str:
-    """``format_ts(ts)``; for a UTC datetime (what meters and the hub hold) through the C
-    ``isoformat``, which writes the same digits (``+00:00`` becomes ``Z``) in a fifth of the
-    time."""
+    """``format_ts(ts)``, remembering the last one: the text depends only on the instant, and
+    a simulated fleet encodes thousands of readings of the same slot in a row. Otherwise, for
+    a UTC datetime, the C ``isoformat`` writes the same digits (``+00:00`` becomes ``Z``) in a
+    fifth of the time."""
+    global _last_ts
+    last = _last_ts
+    if ts == last[0]:  # an instant (a naive ts is never equal to it, and raises below)
+        return last[1]
     if ts.tzinfo is UTC:
         spec = "milliseconds" if ts.microsecond % 1000 == 0 else "microseconds"
-        return ts.isoformat(timespec=spec)[:-6] + "Z"
-    return format_ts(ts)
+        text = ts.isoformat(timespec=spec)[:-6] + "Z"
+    else:
+        text = format_ts(ts)
+    _last_ts = (ts, text)  # one assignment: another thread sees the old pair or the new
+    return text
 
 
 def _reading_out(r: Reading) -> _V1Out:
