@@ -37,6 +37,7 @@ from pathlib import Path
 
 from common.backoff import BackoffPolicy
 from contract.topics import readings_shared_sub
+from device_sim import eventloop
 from device_sim.fleet import Fleet
 from device_sim.plan import BrokerPlan, MeterPlan, RunPlan
 from device_sim.timeparse import floor_time
@@ -177,7 +178,8 @@ async def bench(
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     demand = len(meters) * args.speed / args.interval
     print()
-    print(f"== bench/sim.py: {len(meters):,} meters, one process ==")
+    print(f"== bench/sim.py: {len(meters):,} meters, one process, {eventloop.loop_name(loop)} ==")
+    print(f"load average (1 min) at the end  {os.getloadavg()[0]:8.2f}")
     print(f"time to connect all meters       {connect_s:8.1f} s  ({t.connected:,} connected)")
     pace = f"interval {args.interval} s at x{args.speed:g}"
     print(f"readings asked for               {demand:8.0f} /s  ({pace})")
@@ -213,6 +215,7 @@ def main() -> None:
     parser.add_argument("--state-dir", help="file-backed buffers here (default: memory)")
     parser.add_argument("--connect-concurrency", type=int, default=256)
     parser.add_argument("--connect-timeout", type=float, default=120.0)
+    parser.add_argument("--loop", choices=eventloop.CHOICES, default="auto", help="as ems-sim's")
     args = parser.parse_args()
     soft, hard = raise_fd_limit()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
@@ -242,7 +245,7 @@ def main() -> None:
         )
         subscriber = subscribe_readings(server)
         try:
-            asyncio.run(bench(args, server.host, server.port, meters, server.proc.pid))
+            eventloop.run(bench(args, server.host, server.port, meters, server.proc.pid), args.loop)
         finally:
             subscriber.terminate()
             subscriber.wait()
