@@ -11,11 +11,9 @@ A Mosquitto client subscribes to the readings the way the hub does (``$share/hub
 the broker routes every reading (without one, each PUBACK says "no matching subscribers" and
 the meters back off - a different workload).
 
-    uv run python -m bench.sim                      # 10,000 meters, 10,000 readings/s, 30 s
-    uv run python -m bench.sim --meters 2000 --seconds 10
-
-(Run it as a module: as a script, ``bench/`` comes first on ``sys.path`` and its ``common.py``
-hides the ``common`` package.)
+    uv run python bench/sim.py                      # 10,000 meters, 10,000 readings/s, 30 s
+    uv run python bench/sim.py --meters 2000 --seconds 10
+    uv run python bench/sim.py --loop asyncio       # on the standard loop instead of uvloop
 """
 
 from __future__ import annotations
