@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -84,6 +85,32 @@ def own_cpu_s() -> tuple[float, float]:
     """(user, system) CPU seconds of this process so far."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime, r.ru_stime
+
+
+class GcPauses:
+    """Collections and the time spent in them while installed (``gc.callbacks``): a fleet
+    holds hundreds of thousands of objects, and a full collection stalls every meter."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.total_s = self.worst_s = 0.0
+        self._t = 0.0
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+            return
+        took = time.perf_counter() - self._t
+        self.count[info["generation"]] += 1
+        self.total_s += took
+        self.worst_s = max(self.worst_s, took)
 
 
 def subscribe_readings(server: MosquittoServer) -> subprocess.Popen[bytes]:
@@ -164,7 +191,10 @@ async def bench(
     print(f"connected {t.connected:,} meters in {connect_s:.1f} s", flush=True)
     a0, p0, m0, s0 = t.acked, t.produced, t.missed, loop.time()
     cpu0, broker0 = own_cpu_s(), process_cpu_s(broker_pid)
-    await asyncio.sleep(args.seconds)
+    fleet.take_lag()
+    with GcPauses() as pauses:
+        await asyncio.sleep(args.seconds)
+    lag = fleet.take_lag()
     t = fleet.totals()
     span = loop.time() - s0
     (user1, sys1), broker_cpu = own_cpu_s(), process_cpu_s(broker_pid) - broker0
@@ -194,6 +224,12 @@ async def bench(
     print(
         f"Mosquitto CPU while publishing   {broker_cpu:8.1f} s  "
         f"({broker_cpu / span:.0%} of one CPU)"
+    )
+    print(f"worst poll lag while publishing  {lag * 1000:8.0f} ms")
+    gens = "/".join(map(str, pauses.count))
+    print(
+        f"GC while publishing              {pauses.total_s * 1000:8.0f} ms  "
+        f"(collections gen0/1/2 {gens}; worst {pauses.worst_s * 1000:.0f} ms)"
     )
     print(f"still buffered at the end        {t.buffered:8d}")
     print(f"reconnects during the run        {t.reconnects:8d}")
