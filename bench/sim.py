@@ -11,17 +11,16 @@ A Mosquitto client subscribes to the readings the way the hub does (``$share/hub
 the broker routes every reading (without one, each PUBACK says "no matching subscribers" and
 the meters back off - a different workload).
 
-    uv run python -m bench.sim                      # 10,000 meters, 10,000 readings/s, 30 s
-    uv run python -m bench.sim --meters 2000 --seconds 10
-
-(Run it as a module: as a script, ``bench/`` comes first on ``sys.path`` and its ``common.py``
-hides the ``common`` package.)
+    uv run python bench/sim.py                      # 10,000 meters, 10,000 readings/s, 30 s
+    uv run python bench/sim.py --meters 2000 --seconds 10
+    uv run python bench/sim.py --loop asyncio       # on the standard loop instead of uvloop
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from common.backoff import BackoffPolicy
 from contract.topics import readings_shared_sub
+from device_sim import eventloop
 from device_sim.fleet import Fleet
 from device_sim.plan import BrokerPlan, MeterPlan, RunPlan
 from device_sim.timeparse import floor_time
@@ -85,6 +85,32 @@ def own_cpu_s() -> tuple[float, float]:
     """(user, system) CPU seconds of this process so far."""
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime, r.ru_stime
+
+
+class GcPauses:
+    """Collections and the time spent in them while installed (``gc.callbacks``): a fleet
+    holds hundreds of thousands of objects, and a full collection stalls every meter."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.total_s = self.worst_s = 0.0
+        self._t = 0.0
+
+    def __enter__(self) -> GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t = time.perf_counter()
+            return
+        took = time.perf_counter() - self._t
+        self.count[info["generation"]] += 1
+        self.total_s += took
+        self.worst_s = max(self.worst_s, took)
 
 
 def subscribe_readings(server: MosquittoServer) -> subprocess.Popen[bytes]:
@@ -165,7 +191,10 @@ async def bench(
     print(f"connected {t.connected:,} meters in {connect_s:.1f} s", flush=True)
     a0, p0, m0, s0 = t.acked, t.produced, t.missed, loop.time()
     cpu0, broker0 = own_cpu_s(), process_cpu_s(broker_pid)
-    await asyncio.sleep(args.seconds)
+    fleet.take_lag()
+    with GcPauses() as pauses:
+        await asyncio.sleep(args.seconds)
+    lag = fleet.take_lag()
     t = fleet.totals()
     span = loop.time() - s0
     (user1, sys1), broker_cpu = own_cpu_s(), process_cpu_s(broker_pid) - broker0
@@ -177,7 +206,8 @@ async def bench(
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     demand = len(meters) * args.speed / args.interval
     print()
-    print(f"== bench/sim.py: {len(meters):,} meters, one process ==")
+    print(f"== bench/sim.py: {len(meters):,} meters, one process, {eventloop.loop_name(loop)} ==")
+    print(f"load average (1 min) at the end  {os.getloadavg()[0]:8.2f}")
     print(f"time to connect all meters       {connect_s:8.1f} s  ({t.connected:,} connected)")
     pace = f"interval {args.interval} s at x{args.speed:g}"
     print(f"readings asked for               {demand:8.0f} /s  ({pace})")
@@ -194,6 +224,12 @@ async def bench(
     print(
         f"Mosquitto CPU while publishing   {broker_cpu:8.1f} s  "
         f"({broker_cpu / span:.0%} of one CPU)"
+    )
+    print(f"worst poll lag while publishing  {lag * 1000:8.0f} ms")
+    gens = "/".join(map(str, pauses.count))
+    print(
+        f"GC while publishing              {pauses.total_s * 1000:8.0f} ms  "
+        f"(collections gen0/1/2 {gens}; worst {pauses.worst_s * 1000:.0f} ms)"
     )
     print(f"still buffered at the end        {t.buffered:8d}")
     print(f"reconnects during the run        {t.reconnects:8d}")
@@ -213,6 +249,7 @@ def main() -> None:
     parser.add_argument("--state-dir", help="file-backed buffers here (default: memory)")
     parser.add_argument("--connect-concurrency", type=int, default=256)
     parser.add_argument("--connect-timeout", type=float, default=120.0)
+    parser.add_argument("--loop", choices=eventloop.CHOICES, default="auto", help="as ems-sim's")
     args = parser.parse_args()
     soft, hard = raise_fd_limit()
     print(f"machine: {machine()}; load average {os.getloadavg()[0]:.2f}")
@@ -242,7 +279,7 @@ def main() -> None:
         )
         subscriber = subscribe_readings(server)
         try:
-            asyncio.run(bench(args, server.host, server.port, meters, server.proc.pid))
+            eventloop.run(bench(args, server.host, server.port, meters, server.proc.pid), args.loop)
         finally:
             subscriber.terminate()
             subscriber.wait()

@@ -314,28 +314,57 @@ def _check_energy(value: float) -> float:
     return float(value)
 
 
-def _reading_obj(r: Reading) -> dict[str, Any]:
-    obj: dict[str, Any] = {"ts": format_ts(r.ts)}
-    if r.seq is not None:
-        if type(r.seq) is not int or not 0 <= r.seq <= MAX_SEQ:
-            raise ValueError(f"seq must be an int in [0, 2**63-1], got {r.seq!r}")
-        obj["seq"] = r.seq
-    obj["energy_kwh"] = _check_energy(r.energy_kwh)
-    if r.power_w is not None:
-        if type(r.power_w) is bool or not math.isfinite(r.power_w):
-            raise ValueError(f"power_w must be finite, got {r.power_w!r}")
-        obj["power_w"] = float(r.power_w)
-    return obj
+class _V1Out(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """A v1 reading as sent: these keys in this order, ``seq`` and ``power_w`` left out when
+    absent. A struct, not a dict: meters (``ems-sim`` runs thousands) encode one per reading,
+    and msgspec writes a struct in half the time of the same dict, byte for byte the same."""
+
+    ts: str
+    seq: int | None = None
+    energy_kwh: float
+    power_w: float | None = None
+
+
+_last_ts: tuple[datetime, str] = (EPOCH, format_ts(EPOCH))
+
+
+def _ts_text(ts: datetime) -> str:
+    """``format_ts(ts)``, remembering the last one: the text depends only on the instant, and
+    a simulated fleet encodes thousands of readings of the same slot in a row. Otherwise, for
+    a UTC datetime, the C ``isoformat`` writes the same digits (``+00:00`` becomes ``Z``) in a
+    fifth of the time."""
+    global _last_ts
+    last = _last_ts
+    if ts == last[0]:  # an instant (a naive ts is never equal to it, and raises below)
+        return last[1]
+    if ts.tzinfo is UTC:
+        spec = "milliseconds" if ts.microsecond % 1000 == 0 else "microseconds"
+        text = ts.isoformat(timespec=spec)[:-6] + "Z"
+    else:
+        text = format_ts(ts)
+    _last_ts = (ts, text)  # one assignment: another thread sees the old pair or the new
+    return text
+
+
+def _reading_out(r: Reading) -> _V1Out:
+    seq, power = r.seq, r.power_w
+    if seq is not None and (type(seq) is not int or not 0 <= seq <= MAX_SEQ):
+        raise ValueError(f"seq must be an int in [0, 2**63-1], got {seq!r}")
+    if power is not None:
+        if type(power) is bool or not math.isfinite(power):
+            raise ValueError(f"power_w must be finite, got {power!r}")
+        power = float(power)
+    return _V1Out(ts=_ts_text(r.ts), seq=seq, energy_kwh=_check_energy(r.energy_kwh), power_w=power)
 
 
 def encode_reading(r: Reading) -> bytes:
     """A v1 reading object (no ``device_id``: the topic carries it)."""
-    return _encode(_reading_obj(r))
+    return _encode(_reading_out(r))
 
 
 def encode_readings(rs: Iterable[Reading]) -> bytes:
     """A v1 readings array of 1..MAX_BATCH elements (a store-and-forward flush)."""
-    objs = [_reading_obj(r) for r in rs]
+    objs = [_reading_out(r) for r in rs]
     if not 1 <= len(objs) <= MAX_BATCH:
         raise ValueError(f"a readings array holds 1..{MAX_BATCH} readings, got {len(objs)}")
     return _encode(objs)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import re
@@ -11,13 +10,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from device_sim import eventloop
 from device_sim.config import ConfigError
+from device_sim.eventloop import CHOICES as LOOP_CHOICES
+from device_sim.eventloop import LoopError
 from device_sim.fleet import FleetError
 from device_sim.portal_api import PortalError
 from device_sim.replay import ReplayError
 from device_sim.scenario import ScenarioError
 
-USER_ERRORS = (ConfigError, ScenarioError, ReplayError, FleetError, PortalError)
+USER_ERRORS = (ConfigError, ScenarioError, ReplayError, FleetError, PortalError, LoopError)
 # Options whose value may be a signed offset such as -1d or -2h (see timeparse.parse_time).
 SIGNED_TIME_OPTIONS = frozenset({"--start", "--end"})
 _SIGNED = re.compile(r"[+-]\d")
@@ -105,6 +107,12 @@ def _run_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="seconds between progress lines (5)",
     )
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    p.add_argument(
+        "--loop",
+        choices=LOOP_CHOICES,
+        default="auto",
+        help="event loop: uvloop if installed (auto, the fastest), or asyncio's own",
+    )
     p.set_defaults(handler=_cmd_run)
 
 
@@ -115,7 +123,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     plan = plan_from_args(
         args, state_dir=None if args.no_state else args.state_dir or default_state_dir()
     )
-    return asyncio.run(run(plan, sys.stdout))
+    return eventloop.run(run(plan, sys.stdout), args.loop)
 
 
 def build_parser() -> argparse.ArgumentParser:

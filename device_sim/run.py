@@ -8,6 +8,7 @@ import signal
 from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
+from device_sim.eventloop import loop_name
 from device_sim.fleet import Fleet
 from device_sim.plan import RunPlan
 from device_sim.progress import (
@@ -23,7 +24,7 @@ from device_sim.progress import (
 MAX_FUTURE = timedelta(minutes=5)  # the hub rejects readings further ahead than this
 
 
-def banner(plan: RunPlan) -> str:
+def banner(plan: RunPlan, loop: str = "asyncio") -> str:
     b = plan.broker
     intervals = sorted({m.interval_s for m in plan.meters})
     formats = "/".join(sorted({m.format for m in plan.meters}))
@@ -33,7 +34,8 @@ def banner(plan: RunPlan) -> str:
         f"ems-sim: {len(plan.meters)} meter(s) -> {b.host}:{b.port}{' (TLS)' if b.tls else ''}\n"
         f"  simulated time from {plan.start.isoformat()} at x{plan.speed:g}; "
         f"interval {'/'.join(map(str, intervals))} s; format {formats}; source {sources}\n"
-        f"  buffers in {where}; faults: {len(plan.faults)}; progress every {plan.progress_s:g} s"
+        f"  buffers in {where}; faults: {len(plan.faults)}; progress every {plan.progress_s:g} s; "
+        f"event loop {loop}"
     )
 
 
@@ -48,7 +50,7 @@ async def run(plan: RunPlan, out: TextIO) -> int:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig.name)
-    print(banner(plan), file=out, flush=True)
+    print(banner(plan, loop_name(loop)), file=out, flush=True)
     fleet = Fleet(plan)
     started = loop.time()
     end = started + plan.duration_s if plan.duration_s is not None else math.inf

@@ -12,8 +12,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import datetime
+
+from msgspec.structs import replace
 
 from device_sim.scenario import VALUE_KINDS, Fault
 from firmware_stub.model import Measurement, Sensor

@@ -77,8 +77,9 @@ class _Connection(asyncio.Protocol):
         buf = self.buf
         if not buf and len(data) == 4 and data[0] == 0x40 and data[1] == 2:
             # The usual read: one bare PUBACK (success, no properties); skip the splitting.
-            if self.client._conn is self and self.client.on_publish is not None:
-                self.client.on_publish(int.from_bytes(data[2:], "big"), PublishOutcome.ACCEPTED)
+            client = self.client
+            if client._conn is self and client.on_publish is not None:
+                client.on_publish((data[2] << 8) | data[3], PublishOutcome.ACCEPTED)
             return
         buf += data
         try:

@@ -49,9 +49,13 @@ class ReadingBuffer:
         self._history = history
         self._recovery_gap = recovery_gap
         # Reading records in seq order; [_head:] is live (a list with a moving head rather than
-        # a deque, so that bisect can find a seq in O(log n)).
+        # a deque, so that bisect can find a seq in O(log n)), [_pend:] is pending. The pending
+        # cursor moves as acknowledgements come: the meter asks for pending readings once per
+        # reading and per PUBACK, and a search through the remembered ones (up to ``history``)
+        # each time was a good part of a reading's cost.
         self._records: list[bytes] = []
         self._head = 0
+        self._pend = 0
         self._unsynced: list[bytes] = []
         self._file_records = 0
         self.next_seq = 0
@@ -62,12 +66,9 @@ class ReadingBuffer:
 
     # ---- queries -------------------------------------------------------------------------
 
-    def _first_pending(self) -> int:
-        return bisect_right(self._records, self.acked_seq, lo=self._head, key=seq_of)
-
     @property
     def pending_count(self) -> int:
-        return len(self._records) - self._first_pending()
+        return len(self._records) - self._pend
 
     @property
     def held_count(self) -> int:
@@ -79,9 +80,8 @@ class ReadingBuffer:
 
     def pending(self, after_seq: int = -1, limit: int = 1000) -> list[StoredReading]:
         """Up to ``limit`` pending readings with seq > ``after_seq``, oldest first."""
-        start = max(
-            self._first_pending(), bisect_right(self._records, after_seq, lo=self._head, key=seq_of)
-        )
+        # Only the pending records are searched: usually a few (those in flight).
+        start = bisect_right(self._records, after_seq, lo=self._pend, key=seq_of)
         return [decode_reading(r) for r in self._records[start : start + limit]]
 
     def since(self, from_seq: int, through_seq: int | None = None) -> list[StoredReading]:
@@ -130,18 +130,23 @@ class ReadingBuffer:
 
     def _push(self, record: bytes, seq: int) -> None:
         if self.held_count >= self._capacity:
-            if self._first_pending() == self._head:
+            if self._pend == self._head:
                 self.dropped += 1  # nothing remembered left to give up: a reading is lost
+                self._pend += 1
             self._head += 1
+        if self._pend == len(self._records) and seq <= self.acked_seq:
+            self._pend += 1  # (a replayed file never has this; kept exact all the same)
         self._records.append(record)
         self.next_seq = seq + 1
         if self._head > 1024 and self._head * 2 > len(self._records):
             del self._records[: self._head]
+            self._pend -= self._head
             self._head = 0
 
     def _ack(self, seq: int) -> None:
         self.acked_seq = seq
-        remembered = self._first_pending() - self._head
+        self._pend = bisect_right(self._records, seq, lo=self._pend, key=seq_of)
+        remembered = self._pend - self._head
         if remembered > self._history:
             self._head += remembered - self._history
 

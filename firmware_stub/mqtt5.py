@@ -82,13 +82,19 @@ def connect(
 
 def publish(topic: bytes, payload: bytes, qos: int, retain: bool, mid: int) -> bytes:
     """PUBLISH; ``topic`` is the length-prefixed UTF-8 topic (``topic_field``), which a meter
-    computes once rather than per reading."""
-    head = topic + (mid.to_bytes(2, "big") if qos else b"") + b"\x00"
-    n = len(head) + len(payload)
+    computes once rather than per reading. Built in one formatting step: a meter sends one
+    per reading, and the chain of concatenations was four copies and ~2 us."""
+    n = len(topic) + len(payload) + (3 if qos else 1)  # + packet id + empty properties
     first = (PUBLISH << 4) | (qos << 1) | retain
-    if n < 128:  # the usual single reading: skip the general varint loop
-        return bytes((first, n)) + head + payload
-    return bytes((first,)) + _varint(n) + head + payload
+    if n < 128:  # a single reading
+        head = bytes((first, n))
+    elif n < 16384:  # a store-and-forward batch of up to ~200 readings
+        head = bytes((first, (n & 0x7F) | 0x80, n >> 7))
+    else:
+        head = bytes((first,)) + _varint(n)
+    if qos:
+        return b"%s%s%c%c\x00%s" % (head, topic, mid >> 8, mid & 0xFF, payload)
+    return b"%s%s\x00%s" % (head, topic, payload)
 
 
 def topic_field(topic: str) -> bytes:

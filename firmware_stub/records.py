@@ -20,9 +20,10 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final, NamedTuple
+
+import msgspec
 
 RECORD_SIZE: Final = 40
 READING: Final = 1
@@ -44,8 +45,10 @@ class Record(NamedTuple):
     d: float
 
 
-@dataclass(frozen=True, slots=True)
-class StoredReading:
+class StoredReading(msgspec.Struct, frozen=True, gc=False):
+    """A reading as the buffer holds it. A frozen struct rather than a frozen dataclass: one
+    is built per reading sent, and this costs a tenth of the dataclass's construction."""
+
     seq: int
     ts_ms: int
     energy_kwh: float

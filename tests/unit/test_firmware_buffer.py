@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from firmware_stub.buffer import ReadingBuffer
-from firmware_stub.records import RECORD_SIZE, StoredReading
+from firmware_stub.records import RECORD_SIZE, StoredReading, seq_of
 from firmware_stub.storage import FileRecordStore, MemoryRecordStore
 
 T0 = 1_790_000_000_000  # epoch ms
@@ -136,3 +137,68 @@ def test_replaying_the_file_gives_the_same_pending_readings(ops: list[int]) -> N
     assert reopened.pending(limit=100) == buffer.pending(limit=100)
     assert reopened.since(0) == buffer.since(0)
     assert reopened.dropped == buffer.dropped
+
+
+def test_finding_the_pending_readings_does_not_search_the_remembered_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The meter asks for pending readings once per reading and per PUBACK: with many readings
+    # remembered for resend, searching them each time was a good part of a reading's cost.
+    buffer = ReadingBuffer(MemoryRecordStore(), history=5000)
+    fill(buffer, 4000)
+    buffer.ack_through(3997)
+    looked_at: list[bytes] = []
+
+    def counting_seq_of(record: bytes) -> int:
+        looked_at.append(record)
+        return seq_of(record)
+
+    monkeypatch.setattr("firmware_stub.buffer.seq_of", counting_seq_of)
+    assert buffer.pending_count == 2
+    assert [r.seq for r in buffer.pending(3997, 10)] == [3998, 3999]
+    assert [r.seq for r in buffer.pending(3998, 10)] == [3999]
+    buffer.ack_through(3998)
+    assert len(looked_at) <= 6  # the pending ones, not log2(4000) of the remembered
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.integers(1, 400), st.integers(-400, -1), st.just(0)),
+        max_size=30,
+    ),
+    st.integers(20, 600),
+)
+def test_the_pending_cursor_agrees_with_a_plain_model(ops: list[int], capacity: int) -> None:
+    # Positive: append that many; negative: acknowledge that many of the oldest pending;
+    # zero: sync and re-open the buffer. Big appends push the buffer past its capacity and
+    # its list past the point where the head is cut off (the cursor moves with both).
+    store = MemoryRecordStore()
+    history = 9
+    buffer = ReadingBuffer(store, capacity=capacity, history=history)
+    model: list[int] = []  # seqs held, oldest first
+    acked = -1
+    for op in ops:
+        if op > 0:
+            for _ in range(op):
+                seq = buffer.append(T0, 1.0, None).seq
+                if len(model) >= capacity:
+                    model.pop(0)
+                model.append(seq)
+        elif op < 0:
+            pending = [s for s in model if s > acked][:-op]
+            if pending:
+                acked = pending[-1]
+                buffer.ack_through(acked)
+                remembered = [s for s in model if s <= acked]
+                model = remembered[-history:] + [s for s in model if s > acked]
+        else:
+            buffer.close()
+            buffer = ReadingBuffer(store, capacity=capacity, history=history)
+        want = [s for s in model if s > acked]
+        assert buffer.pending_count == len(want)
+        assert [r.seq for r in buffer.pending(limit=10_000)] == want
+        if want:
+            middle = want[len(want) // 2]
+            assert [r.seq for r in buffer.pending(middle, 3)] == [s for s in want if s > middle][:3]
+        assert [r.seq for r in buffer.since(0)] == model

@@ -22,6 +22,25 @@ def test_a_long_publish_gets_a_multi_byte_remaining_length() -> None:
     assert parsed == (mqtt5.PUBLISH, 0x02, packet[3:])
 
 
+@pytest.mark.parametrize("qos", [0, 1])
+@pytest.mark.parametrize(
+    "size", [120, 121, 122, 123, 124, 16376, 16377, 16378, 16379, 16380, 200_000]
+)
+def test_publishes_of_every_length_around_the_varint_boundaries_split_back(
+    size: int, qos: int
+) -> None:
+    # Remaining length 127/128 and 16383/16384 (1, 2 and 3 bytes) are written by separate
+    # branches: each must give a packet the splitter reads back whole.
+    payload = bytes(range(256)) * (size // 256) + b"p" * (size % 256)
+    packet = mqtt5.publish(mqtt5.topic_field("t"), payload, qos, False, 0xABCD if qos else 0)
+    (parsed,), used = mqtt5.split(bytearray(packet))
+    assert used == len(packet)
+    kind, flags, body = parsed
+    assert (kind, flags) == (mqtt5.PUBLISH, qos << 1)
+    msg = mqtt5.incoming(flags, body)
+    assert (msg.topic, msg.payload, msg.mid) == ("t", payload, 0xABCD if qos else 0)
+
+
 def test_split_keeps_an_incomplete_packet_for_the_next_read() -> None:
     stream = mqtt5.puback(1) + b"\x40\x03\x00\x02\x10" + mqtt5.puback(3)
     buf = bytearray(stream[:-2])

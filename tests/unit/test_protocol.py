@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,6 +26,7 @@ from contract.codec import (
     encode_device_event,
     encode_status,
 )
+from contract.fields import format_ts
 from contract.payloads import AlertEvent, ConfigCmd, DeviceEvent, Reading, ResendCmd
 from contract.readings import (
     MAX_BATCH,
@@ -643,6 +645,27 @@ def test_typed_fast_path_takes_valid_v1_and_agrees(rs: list[Reading], single: bo
     want = rs[:1] if single else rs
     assert _decode_typed(DEV, payload, END, MAX_BATCH) == want
     assert _decode_general(DEV, payload, END, MAX_BATCH) == (want, [])
+
+
+def _dict_form(r: Reading) -> bytes:
+    """The encoder as it was (a dict through msgspec, ``format_ts``): the bytes it gives."""
+    obj: dict[str, Any] = {"ts": format_ts(r.ts)}
+    if r.seq is not None:
+        obj["seq"] = r.seq
+    obj["energy_kwh"] = float(r.energy_kwh)
+    if r.power_w is not None:
+        obj["power_w"] = float(r.power_w)
+    return msgspec.json.encode(obj)
+
+
+@settings(deadline=None)
+@given(st.lists(readings(timestamps) | readings(ms_timestamps), min_size=1, max_size=10))
+def test_the_encoders_write_exactly_the_bytes_of_the_plain_dict_form(rs: list[Reading]) -> None:
+    # encode_reading takes shortcuts (a struct, isoformat for UTC): the payload must not move
+    # by a byte, in UTC or not, whole milliseconds or not.
+    for r in [*rs, *(msgspec.structs.replace(r, ts=r.ts.astimezone(UTC)) for r in rs)]:
+        assert encode_reading(r) == _dict_form(r)
+    assert encode_readings(rs) == b"[" + b",".join(_dict_form(r) for r in rs) + b"]"
 
 
 BAD_ELEMENTS = [

@@ -47,6 +47,19 @@ def test_the_register_only_increases_even_at_one_second_intervals() -> None:
         assert all(b > a for a, b in itertools.pairwise(values))
 
 
+def test_the_energy_asked_for_does_not_depend_on_what_was_asked_before() -> None:
+    # A profile remembers its last bucket's power (readings every second ask for the same
+    # bucket 300 times): a fresh profile per question must give bit-identical answers,
+    # within one bucket, across boundaries and over many buckets.
+    warm = ResidentialProfile(11)
+    t = MONDAY + timedelta(hours=7, seconds=250)
+    steps = [1, 1, 30, 49, 1, 299, 300, 301, 7, 3600, 1, 0, 2]
+    for a, b in itertools.pairwise(itertools.accumulate(steps, initial=0)):
+        t0, t1 = t + timedelta(seconds=a), t + timedelta(seconds=b)
+        assert warm.energy_between(t0, t1) == ResidentialProfile(11).energy_between(t0, t1)
+    assert warm.energy_between(t + TEN_MIN, t) == 0.0
+
+
 def test_a_weekday_has_a_low_night_a_morning_peak_and_a_larger_evening_peak() -> None:
     for seed in range(12):
         profile = ResidentialProfile(seed)
