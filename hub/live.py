@@ -48,8 +48,9 @@ class LivePublisher:
         self._last_sent: dict[UUID, float] = {}
         # A held-back total with the device as the registry had it then: its event is built
         # only if it is sent. Draining a backlog, most are replaced by a newer total first
-        # (bench/ingest.py, 200,000 readings of 10,000 meters: 65,000 events sent of 200,000
-        # totals); building each one's event was most of the hub's live stage.
+        # (bench/ingest.py's stream of 200,000 readings of 10,000 meters, replayed through
+        # this class alone: 65,000 events sent of 200,000 totals). bench/ingest.py's live
+        # stage: 8.8-9.0 µs CPU per reading building every event, 6.3 µs building only these.
         self._pending: dict[UUID, tuple[LiveTotal, DeviceInfo | None]] = {}
         self._lock = threading.Lock()
 
