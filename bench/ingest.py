@@ -12,7 +12,9 @@ Prints:
   4. the hub's peak RSS with 10,000 registered devices;
   5. what the answer needs to be read on another machine: the CPU model, nproc and a
      pure-Python calibration loop; the CPU seconds the hub, PostgreSQL and Mosquitto spent over
-     each drain (and per reading); the hub's batch-size distribution.
+     each drain (and per reading); the hub's batch-size distribution; the hub's wall and CPU
+     time per stage (decode, take, prepare, copy, insert, commit, live, ack, rollup) per
+     reading over its drain (hub_stage_seconds_total).
 
     uv run python bench/ingest.py [--devices 10000] [--readings 200000] [--rate 2000]
 """
@@ -188,6 +190,38 @@ def batch_distribution(port: int) -> str:
     return f"{total:.0f} batches; " + ", ".join(parts)
 
 
+def stage_seconds(port: int) -> dict[tuple[str, str], float]:
+    """The hub's seconds per stage: {("wall" or "cpu", stage): seconds} (hub.metrics.Stages)."""
+    out: dict[tuple[str, str], float] = {}
+    for line in metrics_text(port).splitlines():
+        for kind, name in (
+            ("wall", "hub_stage_seconds_total"),
+            ("cpu", "hub_stage_cpu_seconds_total"),
+        ):
+            if line.startswith(name + '{stage="'):
+                stage = line.split('stage="', 1)[1].split('"', 1)[0]
+                out[(kind, stage)] = float(line.split()[-1])
+    return out
+
+
+def stage_lines(
+    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], readings: int
+) -> list[str]:
+    """Per stage over the drain: wall and CPU µs per reading (summed over the hub's threads;
+    wall less CPU is waiting: for PostgreSQL, the broker, a lock or the GIL)."""
+
+    def per(kind: str, stage: str) -> float:
+        return 1e6 * (after.get((kind, stage), 0.0) - before.get((kind, stage), 0.0)) / readings
+
+    stages = [stage for kind, stage in after if kind == "wall"]
+    cells = [f"{s} {per('wall', s):.1f}/{per('cpu', s):.1f}" for s in stages]
+    half = -(-len(cells) // 2)
+    return [
+        "stages, wall/CPU µs per reading: " + ", ".join(cells[:half]),
+        "                                 " + ", ".join(cells[half:]),
+    ]
+
+
 def cpu_line(spent: dict[str, float], readings: int) -> str:
     wall = spent.pop("wall")
     each = ", ".join(
@@ -273,6 +307,7 @@ def main() -> None:
         cpu = CpuMeter({"hub": hub.pid, "postgres": pg_pid, "mosquitto": mq_pid})
         first: tuple[float, float] | None = None  # (time, stored) when commits were first seen
         stored = 0.0
+        stages_before: dict[tuple[str, str], float] = {}
         while stored < len(messages):
             time.sleep(0.05)
             if time.perf_counter() - t > 600:
@@ -284,8 +319,10 @@ def main() -> None:
             if first is None and stored > 0:
                 first = (time.perf_counter(), stored)
                 cpu.start()
+                stages_before = stage_seconds(http_port)
         done = time.perf_counter()
         hub_cpu = cpu.stop()
+        stages_after = stage_seconds(http_port)
         assert first is not None
         assert count(svc.dsn, "SELECT count(*) FROM readings") == len(messages)
         hub_rate = (len(messages) - first[1]) / (done - first[0])
@@ -297,6 +334,8 @@ def main() -> None:
         assert first is not None
         print(f"  {cpu_line(hub_cpu, int(len(messages) - first[1]))}")
         print(f"  batches: {batch_distribution(http_port)}")
+        for line in stage_lines(stages_before, stages_after, int(len(messages) - first[1])):
+            print(f"  {line}")
 
         # --- 3. latency at a fixed rate ----------------------------------------------------------
         # In steady state: the drained stream's hours are rolled up first, so what is timed is

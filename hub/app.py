@@ -92,7 +92,9 @@ class Hub:
             )
             for i in range(settings.writers)
             # Each writer's own connection; its status alerts run on that connection too.
-            for storage in [PgStorage(settings.database_url, touch=touch)]
+            for storage in [
+                PgStorage(settings.database_url, touch=touch, stages=self.metrics.stages)
+            ]
         ]
         self.monitor = HealthMonitor(settings.database_url, self.mqtt)
         self._monitor_stop = threading.Event()
@@ -134,9 +136,11 @@ class Hub:
         """On the MQTT reader thread: classify each message and decode readings now (the
         writers use the result), then into the inbox the writers share."""
         s = self.settings
+        mark = self.metrics.stages.mark()
         classify(
             messages, now=datetime.now(UTC), max_future=s.max_future, max_power_w=s.max_power_w
         )
+        self.metrics.stages.lap("decode", mark)
         self.intake.inbox.put_many(messages)
         self.metrics.backlog.inc(len(messages))
 

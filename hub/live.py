@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -11,11 +12,16 @@ from uuid import UUID
 from contract.codec import encode_live_event
 from contract.payloads import LiveEvent, Reading
 from contract.topics import live_topic
-from hub.registry import DeviceRegistry
+from hub.registry import DeviceInfo, DeviceRegistry
 from hub.rollup_store import RollupOutcome
 from hub.running import LiveTotal, RunningTotals
 
 PublishMany = Callable[[list[tuple[str, bytes]]], None]
+
+# A device's id as text and its live topic, once per device: formatting a UUID costs about a
+# microsecond, twice per event (the fleet's ids repeat all day).
+_id_text = functools.lru_cache(maxsize=100_000)(str)
+_topic = functools.lru_cache(maxsize=100_000)(live_topic)
 
 
 class LivePublisher:
@@ -40,7 +46,12 @@ class LivePublisher:
         self._min_interval = min_interval_s
         self.running = running if running is not None else RunningTotals(registry.get)
         self._last_sent: dict[UUID, float] = {}
-        self._pending: dict[UUID, LiveEvent] = {}
+        # A held-back total with the device as the registry had it then: its event is built
+        # only if it is sent. Draining a backlog, most are replaced by a newer total first
+        # (bench/ingest.py's stream of 200,000 readings of 10,000 meters, replayed through
+        # this class alone: 65,000 events sent of 200,000 totals). bench/ingest.py's live
+        # stage: 8.8-9.0 µs CPU per reading building every event, 6.3 µs building only these.
+        self._pending: dict[UUID, tuple[LiveTotal, DeviceInfo | None]] = {}
         self._lock = threading.Lock()
 
     def committed(self, readings: Iterable[Reading]) -> list[LiveTotal]:
@@ -61,20 +72,21 @@ class LivePublisher:
             return
         now = time.monotonic()
         out: list[tuple[str, bytes]] = []
+        last_sent, pending, interval = self._last_sent, self._pending, self._min_interval
+        info_of = self._registry.get
         for total in totals:
             device_id = total.device_id
-            event = self._event(total)
-            if now - self._last_sent.get(device_id, -1e9) < self._min_interval:
-                self._pending[device_id] = event
+            if now - last_sent.get(device_id, -1e9) < interval:
+                pending[device_id] = (total, info_of(device_id))
                 continue
-            out.append(self._sent(device_id, event, now))
+            out.append(self._sent(device_id, total, info_of(device_id), now))
         self._publish_many(out)
 
-    def _event(self, total: LiveTotal) -> LiveEvent:
-        info = self._registry.get(total.device_id)
+    @staticmethod
+    def _event(total: LiveTotal, info: DeviceInfo | None) -> LiveEvent:
         reading = total.reading
         return LiveEvent(
-            device_id=str(total.device_id),
+            device_id=_id_text(total.device_id),
             ts=reading.ts,
             energy_kwh=reading.energy_kwh,
             power_w=reading.power_w,
@@ -82,7 +94,7 @@ class LivePublisher:
             hour_kwh=total.hour_kwh,
             quality=total.quality,
             max_hourly_kwh=info.max_hourly_kwh if info else None,
-            owner_id=str(info.owner_id) if info and info.owner_id else None,
+            owner_id=_id_text(info.owner_id) if info and info.owner_id else None,
         )
 
     def next_due(self) -> float:
@@ -101,9 +113,11 @@ class LivePublisher:
             now = time.monotonic()
             last, interval = self._last_sent, self._min_interval
             due = [d for d in self._pending if now - last.get(d, -1e9) >= interval]
-            self._publish_many([self._sent(d, self._pending[d], now) for d in due])
+            self._publish_many([self._sent(d, *self._pending[d], now) for d in due])
 
-    def _sent(self, device_id: UUID, event: LiveEvent, now: float) -> tuple[str, bytes]:
+    def _sent(
+        self, device_id: UUID, total: LiveTotal, info: DeviceInfo | None, now: float
+    ) -> tuple[str, bytes]:
         self._last_sent[device_id] = now
         self._pending.pop(device_id, None)
-        return live_topic(device_id), encode_live_event(event)
+        return _topic(device_id), encode_live_event(self._event(total, info))

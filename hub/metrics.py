@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator
@@ -46,6 +47,60 @@ class BatchHistogram(Collector):
             running += n
             cumulative.append((bound, running))
         yield HistogramMetricFamily(self._name, self._doc, buckets=cumulative, sum_value=total)
+
+
+# Where the hub's time goes, per batch (per chunk read, for decode), in pipeline order:
+#   decode   the MQTT reader classifying and decoding what one recv brought (hub.batch.classify)
+#   take     a writer waiting for and taking its batch (idle time when ingest keeps up)
+#   prepare  routing, validation, de-duplication (hub.batch.prepare)
+#   copy     the readings' COPY into the session's temp table (rows packed by psycopg)
+#   insert   the transaction's statements: readings, rollup log, last_seen, dead letters
+#   commit   COMMIT: PostgreSQL flushing the WAL (synchronous_commit on)
+#   live     after the commit: running totals, live events, the current hour's alerts
+#   ack      acknowledging the batch to the broker, in arrival order (hub.buffer.Intake)
+#   rollup   the rollup thread's passes (beside ingest, competing for the GIL and PostgreSQL)
+STAGES = ("decode", "take", "prepare", "copy", "insert", "commit", "live", "ack", "rollup")
+
+Mark = tuple[float, float]  # (time.perf_counter(), time.thread_time())
+
+
+class Stages:
+    """Wall and thread-CPU seconds spent in each stage (``STAGES``), summed over threads.
+
+    Measured once per batch, not per reading: two clock reads at each boundary (``lap``).
+    The wall time of a stage less its CPU time is waiting: for PostgreSQL, the broker, a
+    lock, or the GIL."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        wall = Counter(
+            "hub_stage_seconds", "Wall seconds spent per ingest stage", ["stage"], registry=registry
+        )
+        cpu = Counter(
+            "hub_stage_cpu_seconds",
+            "Thread CPU seconds spent per ingest stage",
+            ["stage"],
+            registry=registry,
+        )
+        # Bound once: labels() per batch would look each child up under a lock.
+        self._wall = {s: wall.labels(s) for s in STAGES}
+        self._cpu = {s: cpu.labels(s) for s in STAGES}
+
+    @staticmethod
+    def mark() -> Mark:
+        return time.perf_counter(), time.thread_time()
+
+    def lap(self, stage: str, since: Mark) -> Mark:
+        """Book the time from ``since`` to now to ``stage``; returns now (the next lap's start).
+        On the thread that took ``since``: the CPU clock is the thread's."""
+        now = time.perf_counter(), time.thread_time()
+        self._wall[stage].inc(now[0] - since[0])
+        self._cpu[stage].inc(max(0.0, now[1] - since[1]))
+        return now
+
+
+# For storage used without a hub's metrics (the rollup's connection, tests, tools): counted on
+# a registry nobody exports.
+UNEXPORTED = Stages(CollectorRegistry())
 
 
 class HubMetrics:
@@ -105,3 +160,4 @@ class HubMetrics:
         self.db_ok = Gauge(
             "hub_database_ok", "1 while the last database operation succeeded", registry=r
         )
+        self.stages = Stages(r)

@@ -69,9 +69,11 @@ class RollupWorker:
             self._wake.wait(min(0.25, self.live.next_due()) if self.live is not None else 0.25)
             self._wake.clear()
             started = time.monotonic()
+            mark = self.metrics.stages.mark()
             more = self.run_pass()
             if self.live is not None:
                 self.live.flush()
+            self.metrics.stages.lap("rollup", mark)
             if stop.is_set():
                 self.run_pass(drain=True)  # the writers have drained: the rest, then stop
                 return

@@ -96,12 +96,18 @@ class BatchWriter:
 
     def run(self, stop: threading.Event) -> None:
         self._connect(stop)
+        stages = self.metrics.stages
         while not (stop.is_set() and not len(self.inbox)):
+            mark = stages.mark()
             ticket, batch = self.intake.take(
                 self.settings.batch_size, timeout=0.2, linger=self.settings.flush_interval_s
             )
+            stages.lap("take", mark)
             if batch:
-                self.intake.release(ticket, self._process(batch, stop))
+                acks = self._process(batch, stop)
+                mark = stages.mark()
+                self.intake.release(ticket, acks)
+                stages.lap("ack", mark)
             if self.housekeeping:
                 self._maybe_check_stale()
 
@@ -176,8 +182,10 @@ class BatchWriter:
         while True:
             started = time.perf_counter()
             try:
+                mark = self.metrics.stages.mark()
                 prepared = self._prepare(messages)
-                outcome = self.storage.commit_batch(prepared)
+                self.metrics.stages.lap("prepare", mark)
+                outcome = self.storage.commit_batch(prepared)  # books copy, insert, commit
             except psycopg.errors.DeadlockDetected:
                 # Two writers' batches touching the same meters' status rows: PostgreSQL rolled
                 # this one back whole; it goes again.
@@ -281,7 +289,9 @@ class BatchWriter:
         self.db_ok = True
         m.db_ok.set(1)
         if outcome.stored and self.on_committed is not None:
+            mark = m.stages.mark()
             self.on_committed(prepared, self.alerts)
+            m.stages.lap("live", mark)
         if outcome.stored and self.on_commit is not None:
             self.on_commit()  # new readings are marked: wake the rollup
 

@@ -28,6 +28,7 @@ from devkit.hubkit import (
     wait_rolled_up,
 )
 from hub.energy import MeterReading, compute_hourly
+from hub.metrics import STAGES
 
 SENSOR_CSV = Path(__file__).resolve().parents[2] / "data" / "sensor.csv"
 # Ten days ago on the hour: long series stay in the past (future readings are rejected).
@@ -405,3 +406,37 @@ def test_an_implausible_reading_is_quarantined_and_the_gap_around_it_still_adds_
     finally:
         gw.close()
         hub.stop()
+
+
+def test_the_hub_books_its_time_to_every_stage_of_ingest(database_url: str, broker) -> None:
+    """Each stage a reading passes, from its decoding on the MQTT reader to its
+    acknowledgement after the commit, and the rollup beside them, has its wall and CPU
+    seconds in the metrics (what bench/ingest.py prints per reading)."""
+    (d,) = add_devices(database_url, 1)
+    gw = Gateway(broker, *create_gateway(broker))
+    hub = start_hub(database_url, broker)
+    registry = hub.metrics.registry
+
+    def booked(name: str, stage: str) -> float:
+        return registry.get_sample_value(name, {"stage": stage}) or 0.0
+
+    try:
+        gw.publish_many(
+            (
+                readings_topic(d),
+                encode_reading(Reading(d, T0 + timedelta(minutes=10 * i), float(i))),
+            )
+            for i in range(50)
+        )
+        gw.flush()
+        wait_for(
+            lambda: all(booked("hub_stage_seconds_total", s) > 0 for s in STAGES),
+            timeout=30,
+            what="time booked to every stage",
+        )
+        assert count(database_url, "SELECT count(*) FROM readings") == 50
+        for stage in ("decode", "prepare", "copy", "live"):  # Python work on its thread
+            assert booked("hub_stage_cpu_seconds_total", stage) > 0, stage
+    finally:
+        hub.stop()
+        gw.close()

@@ -265,3 +265,22 @@ def test_an_unclassified_message_is_a_bug_not_input(rigs: list[Rig]) -> None:
     unclassified = reading(1, device(1), 1)
     with pytest.raises(ValueError, match="unclassified message"):
         rig.writer._process([unclassified], rig.stop)
+
+
+def test_a_batch_books_the_writers_stages(rigs: list[Rig]) -> None:
+    """Waiting for the batch, preparing it and acknowledging it are booked to their stages
+    (hub_stage_seconds_total; the database's stages are the storage's to book)."""
+    dev = device(1)
+    storage = FakeStorage([dev])
+    rig = rig_for(rigs, storage)
+    rig.deliver([reading(mid, dev, mid) for mid in range(1, 6)])
+    rig.start()
+
+    def seconds(stage: str) -> float:
+        value = rig.metrics.registry.get_sample_value("hub_stage_seconds_total", {"stage": stage})
+        return value or 0.0
+
+    wait_for(lambda: seconds("ack") > 0, what="the batch's acknowledgement booked")
+    assert rig.acks() == [(mid, 1) for mid in range(1, 6)]
+    assert seconds("take") > 0
+    assert seconds("prepare") > 0
